@@ -1,0 +1,21 @@
+"""Backbones: where episodes are rolled out and the policy is updated.
+
+``run_backbone`` is the only entry the CLI uses; each backbone lives in its own subpackage.
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from astuner.config.load import LoadedConfig
+from astuner.records import Experiment
+from astuner.task_reader import build_task_reader
+
+
+def run_backbone(loaded: LoadedConfig, experiment: Experiment, *, with_ray: bool, with_logview: bool) -> int:
+    """Run the experiment on ``loaded.backbone``; returns the process exit code."""
+    reader = build_task_reader(loaded.astuner.task_reader)
+    train, val = reader.get_training_tasks(), reader.get_validation_tasks()
+    logger.info(f"tasks: {len(train)} training, {len(val)} validation")
+    logger.error(f"--backbone={loaded.backbone} cannot train in this version of astuner yet")
+    return 1

@@ -1,0 +1,145 @@
+"""The ``astuner`` command (also ``python launcher.py`` and ``python -m astuner``).
+
+The CLI is the one place with side effects: it parses flags, composes and validates the config,
+opens the experiment folder, sets up logging, and hands over to the chosen backbone. Every user
+mistake ends here as ``astuner: error: ...`` lines and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from astuner.config.schema import BACKBONES
+
+EXIT_CONFIG = 2
+
+EPILOG = """\
+examples:
+  astuner --conf tutorial/example_math_agent/math_agent.yaml --dry-run
+      compose and validate the config, print it resolved, start nothing
+  astuner --conf tutorial/example_math_agent/math_agent.yaml --backbone=debug astuner.rollout.num_repeat=8
+      train in this process (no Ray), overriding one key
+  astuner --conf tutorial/example_math_agent/math_agent.yaml --backbone=trinity --with-ray
+      train with Trinity-RFT on a local Ray head owned by astuner
+  astuner --conf my.yaml --exp-dir /data/records --resume
+      continue /data/records/my/
+
+Records go to launcher_record/<experiment>/ (experiment = the YAML's file name without .yaml,
+or astuner.experiment_name): config.yaml, astuner.log, metrics.jsonl, trajectories/, checkpoints/.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="astuner",
+        description="Fine-tune the LLM behind an AgentScope agent with reinforcement learning.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--conf",
+        required=True,
+        metavar="YAML",
+        help="experiment YAML, e.g. --conf tutorial/example_math_agent/math_agent.yaml",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default=None,
+        help="where training runs (default: astuner.backbone, which defaults to debug); e.g. --backbone=verl",
+    )
+    p.add_argument(
+        "--with-ray",
+        action="store_true",
+        help="start a local Ray head owned by this run and stop it at exit (verl, trinity); "
+        "without it an existing cluster (RAY_ADDRESS) is used",
+    )
+    p.add_argument(
+        "--with-logview",
+        action="store_true",
+        help="serve the token-level trajectory viewer on 127.0.0.1 next to the run",
+    )
+    p.add_argument(
+        "--exp-dir",
+        metavar="DIR",
+        default=None,
+        help="records root instead of ./launcher_record, e.g. --exp-dir /data/records",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="compose, validate and print the resolved config, then exit 0 (starts nothing)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the experiment already recorded under <records root>/<experiment>/",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="Hydra-style overrides, e.g. astuner.rollout.num_repeat=8 "
+        "(prefix + to add a key: +trinity.monitor.monitor_type=tensorboard)",
+    )
+    return p
+
+
+def _fail(lines: list[str] | str, code: int = EXIT_CONFIG) -> int:
+    for line in [lines] if isinstance(lines, str) else lines:
+        print(f"astuner: error: {line}", file=sys.stderr)
+    return code
+
+
+def _setup_console_logging() -> None:
+    logger.remove()
+    logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
+    from astuner.config.errors import ConfigError
+    from astuner.config.load import load_config
+    from astuner.records import RecordsError, open_experiment
+    from astuner.task_reader import TaskReaderError
+
+    args = build_parser().parse_args(argv)
+    _setup_console_logging()
+    try:
+        loaded = load_config(args.conf, args.overrides, args.backbone)
+    except ConfigError as exc:
+        return _fail([str(i) for i in exc.issues])
+    for w in loaded.warnings:
+        logger.warning(w)
+    if args.with_ray and loaded.backbone == "debug":
+        logger.warning("--with-ray has no effect with --backbone=debug (it runs in one process, without Ray)")
+    if args.dry_run:
+        sys.stdout.write(loaded.to_yaml())
+        return 0
+
+    records_root = Path(args.exp_dir).expanduser().resolve() if args.exp_dir else Path.cwd() / "launcher_record"
+    try:
+        experiment = open_experiment(records_root, loaded.experiment_name, args.resume)
+    except RecordsError as exc:
+        return _fail(str(exc))
+    with experiment:
+        experiment.write_config(loaded.to_yaml())
+        logger.add(experiment.log_path, level="DEBUG", enqueue=False)
+        logger.info(f"experiment {loaded.experiment_name}: records in {experiment.root}")
+        try:
+            from astuner.backbone import run_backbone
+
+            return run_backbone(loaded, experiment, with_ray=args.with_ray, with_logview=args.with_logview)
+        except (TaskReaderError, ConfigError) as exc:
+            return _fail(str(exc))
+        except KeyboardInterrupt:
+            logger.warning("interrupted; records kept in {}", experiment.root)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

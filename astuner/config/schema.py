@@ -1,0 +1,126 @@
+"""The typed schema of the ``astuner:`` tree.
+
+Every field carries ``metadata["help"]``; the shipped ``astuner_default.yaml`` mirrors these
+defaults and comments (a test keeps the two equal). Validation (``validate.py``) walks a composed
+config against these dataclasses, so a typo, a wrong type or an out-of-range value is reported
+with the key path, the file it came from and what is allowed, instead of being silently ignored.
+
+Field metadata keys understood by the validator:
+    help:      one line shown in errors and docs.
+    choices:   allowed values (for a list field: allowed items).
+    min / max: inclusive numeric bounds.
+    backbones: the backbones on which the key takes effect; setting it on another one warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKBONES = ("debug", "verl", "trinity")
+TASK_READER_TYPES = ("huggingface_dat_repo", "dataset_file")
+MADNESS_CHECKS = ("nonsense", "wrong_toolcall")
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with help text and validator metadata."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def _sub(cls: type, help: str) -> Any:
+    return field(default_factory=cls, metadata={"help": help})
+
+
+@dataclass
+class HuggingfaceDatRepoConfig:
+    dataset_path: str | None = _f(
+        None,
+        "Hub id ('openai/gsm8k', or 'gsm8k/main' = repo gsm8k with config main) or a local folder/file.",
+    )
+    dataset_config: str | None = _f(None, "Dataset config (subset) name; overrides one given in dataset_path.")
+    training_split: str = _f("train", "Split used for training.")
+    validation_split: str | None = _f("test", "Split used for validation; null for none.")
+
+
+@dataclass
+class DatasetFileConfig:
+    training_path: str | None = _f(None, "Training tasks: a .jsonl or .parquet file (relative to the YAML).")
+    validation_path: str | None = _f(None, "Validation tasks: a .jsonl or .parquet file; null for none.")
+
+
+@dataclass
+class TaskReaderConfig:
+    type: str = _f("huggingface_dat_repo", "Where tasks come from.", choices=TASK_READER_TYPES)
+    huggingface_dat_repo: HuggingfaceDatRepoConfig = _sub(HuggingfaceDatRepoConfig, "Hugging Face datasets.")
+    dataset_file: DatasetFileConfig = _sub(DatasetFileConfig, "Local jsonl/parquet files.")
+    query_field: str = _f("question", "Row field that becomes Task.main_query.")
+    answer_field: str | None = _f(
+        "answer", "Row field holding the reference answer (text after '####' is the ground truth); null for none."
+    )
+    task_id_field: str | None = _f(None, "Row field used as Task.task_id; null means '<split>-<row index>'.")
+
+
+@dataclass
+class DataConfig:
+    train_batch_size: int = _f(32, "Tasks per training step (each rolled out num_repeat times).", min=1)
+    max_prompt_length: int = _f(3000, "Longest prompt part of a training sample, in tokens.", min=1)
+    max_response_length: int = _f(10000, "Longest response part of a training sample, in tokens.", min=1)
+
+
+@dataclass
+class MultiTurnConfig:
+    max_sample_per_task: int = _f(4, "Most training samples kept from one episode's timelines.", min=1)
+
+
+@dataclass
+class RolloutConfig:
+    agentscope_workflow: str | None = _f(
+        None, "Workflow class: 'package.module->Class' or 'path/to/file.py->Class' (relative to the YAML)."
+    )
+    temperature: float = _f(0.7, "Sampling temperature during training rollouts.", min=0.0)
+    max_env_worker: int = _f(64, "Episodes run concurrently.", min=1)
+    num_repeat: int = _f(4, "Episodes per task (the GRPO group size).", min=1)
+    agent_madness_reward: float = _f(0.0, "Reward forced on an episode whose output fails a madness check.")
+    tensor_model_parallel_size: int = _f(1, "Tensor parallel size of each vLLM engine.", min=1)
+    max_num_seqs: int = _f(40, "Most sequences one vLLM engine batches at once.", min=1)
+    multi_turn: MultiTurnConfig = _sub(MultiTurnConfig, "Multi-turn sample settings.")
+    compute_madness_checklist: list[str] = _f(["nonsense"], "Checks applied to model output.", choices=MADNESS_CHECKS)
+    max_response_length_in_one_turn: int = _f(1024, "Most tokens the model may generate in one LLM call.", min=1)
+    max_model_len: int = _f(13000, "Context length of the inference engine (prompt + response).", min=1)
+
+
+@dataclass
+class TaskJudgeConfig:
+    judge_protocol: str | None = _f(None, "Judge class ('module->Class'); used when the workflow returns reward=None.")
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = _f(None, "Policy model: a local HF folder or a Hugging Face hub id.")
+
+
+@dataclass
+class TrainerCommonConfig:
+    save_freq: int = _f(20, "Save a checkpoint every N training steps.", min=1)
+    test_freq: int = _f(20, "Validate every N training steps.", min=1)
+    total_epochs: int = _f(1, "Passes over the training tasks.", min=1)
+    trinity_only__n_vllm_engine: int = _f(
+        1, "Number of vLLM rollout engines (Trinity only).", min=1, backbones=("trinity",)
+    )
+
+
+@dataclass
+class AstunerConfig:
+    project_name: str = _f("astuner", "Project name (used by loggers such as W&B).")
+    experiment_name: str | None = _f(
+        None, "Experiment name; records go to launcher_record/<name>/. null means the YAML file's stem."
+    )
+    backbone: str = _f("debug", "Training backbone; the --backbone flag overrides it.", choices=BACKBONES)
+    task_reader: TaskReaderConfig = _sub(TaskReaderConfig, "Task source.")
+    data: DataConfig = _sub(DataConfig, "Batch and sample lengths.")
+    rollout: RolloutConfig = _sub(RolloutConfig, "Episodes and the inference engine.")
+    task_judge: TaskJudgeConfig = _sub(TaskJudgeConfig, "Reward computation.")
+    model: ModelConfig = _sub(ModelConfig, "The policy model.")
+    trainer_common: TrainerCommonConfig = _sub(TrainerCommonConfig, "Settings shared by all backbones.")

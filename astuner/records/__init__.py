@@ -1,0 +1,5 @@
+"""Experiment records under ``launcher_record/<experiment>/``."""
+
+from astuner.records.experiment import Experiment, RecordsError, atomic_write_text, open_experiment
+
+__all__ = ["Experiment", "RecordsError", "atomic_write_text", "open_experiment"]

@@ -1,0 +1,35 @@
+"""Judges turn a finished episode into a reward when the workflow left ``reward=None``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from astuner.workflow.base import WorkflowOutput, WorkflowTask
+
+if TYPE_CHECKING:
+    from astuner.config.schema import AstunerConfig
+
+JudgeResult = tuple[float, bool]
+
+
+class BaseJudge(ABC):
+    """Base class of judges, named in YAML by ``task_judge.judge_protocol: module->Class``.
+
+    astuner calls ``compute_reward`` only for episodes whose workflow returned ``reward=None``.
+    It may be a plain method or ``async def`` (astuner awaits the result when it is awaitable),
+    so a judge can call a reward model or an environment service without blocking the loop.
+
+    Args:
+        config: the experiment's typed config, for judges that need settings.
+    """
+
+    def __init__(self, config: AstunerConfig | None = None, **kwargs: Any) -> None:
+        self.config = config
+
+    @abstractmethod
+    def compute_reward(
+        self, workflow_task: WorkflowTask, workflow_output: WorkflowOutput
+    ) -> JudgeResult | Awaitable[JudgeResult]:
+        """Return ``(reward, is_success)`` for one episode."""

@@ -1,0 +1,41 @@
+"""Task readers: every source becomes a list of ``Task``s.
+
+``build_task_reader`` picks the reader named by ``task_reader.type``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from astuner.config.schema import TaskReaderConfig
+from astuner.task_reader.dataset_file import DatasetFileReader
+from astuner.task_reader.hf_dataset import HuggingfaceDatRepoReader
+from astuner.task_reader.rows import RowFields, TaskReaderError
+from astuner.task_reader.task import Task
+
+
+class TaskReader(Protocol):
+    """What every reader offers."""
+
+    def get_training_tasks(self) -> list[Task]: ...
+
+    def get_validation_tasks(self) -> list[Task]: ...
+
+
+def build_task_reader(cfg: TaskReaderConfig) -> TaskReader:
+    """The reader for ``cfg.type`` (paths in ``cfg`` are already absolute, see ``astuner.config``)."""
+    fields = RowFields(query=cfg.query_field, answer=cfg.answer_field, task_id=cfg.task_id_field)
+    if cfg.type == "huggingface_dat_repo":
+        hf = cfg.huggingface_dat_repo
+        assert hf.dataset_path is not None, "validated by astuner.config"
+        return HuggingfaceDatRepoReader(
+            hf.dataset_path, hf.dataset_config, hf.training_split, hf.validation_split, fields
+        )
+    if cfg.type == "dataset_file":
+        df = cfg.dataset_file
+        assert df.training_path is not None, "validated by astuner.config"
+        return DatasetFileReader(df.training_path, df.validation_path, fields)
+    raise TaskReaderError(f"astuner.task_reader.type = {cfg.type!r} has no reader")
+
+
+__all__ = ["Task", "TaskReader", "TaskReaderError", "RowFields", "build_task_reader"]

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up .venv from the project's own files, then run the whole test suite (what CI runs).
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/config -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup_env.sh dev
+set +e
+.venv/bin/python -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$code"

@@ -1,0 +1,88 @@
+"""Shared fixtures: the repo root, the GSM8K files in ../shared, a helper to write YAMLs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TUTORIAL_YAML = REPO / "tutorial" / "example_math_agent" / "math_agent.yaml"
+GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
+
+
+@pytest.fixture
+def gsm8k_dir() -> Path:
+    if not (GSM8K / "train.jsonl").is_file():
+        pytest.fail(f"GSM8K test data not found at {GSM8K} (tests expect ../shared beside the checkout)")
+    return GSM8K
+
+
+@pytest.fixture
+def write_yaml(tmp_path: Path):
+    """Write a YAML (dedented) into tmp_path and return its path."""
+
+    def write(text: str, name: str = "exp.yaml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+# A minimal valid experiment: a workflow file beside the YAML, a local task file, a hub model id.
+WORKFLOW_PY = """
+from astuner import Workflow, WorkflowOutput
+
+class EchoWorkflow(Workflow):
+    async def execute(self, workflow_task, model_tuner):
+        return WorkflowOutput(reward=1.0)
+"""
+
+SEED_HEADER = """
+hydra:
+  searchpath:
+    - file://astuner/default_config
+    - file://astuner/default_config/verl
+    - file://astuner/default_config/trinity
+defaults:
+  - verl_default
+  - trinity_default
+  - astuner_default
+  - _self_
+"""
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture
+def minimal_experiment(tmp_path: Path, write_yaml):
+    """A folder with a workflow module, tasks.jsonl and exp.yaml (seed header included).
+
+    ``make(extra)`` deep-merges ``extra`` into the minimal config and writes it.
+    """
+    # One module name per test: a process imports each user module name once (see class_ref).
+    module = f"wf_{abs(hash(str(tmp_path)))}"
+    (tmp_path / f"{module}.py").write_text(WORKFLOW_PY, encoding="utf-8")
+    (tmp_path / "tasks.jsonl").write_text('{"question": "1+1?", "answer": "#### 2"}\n', encoding="utf-8")
+    base = {
+        "astuner": {
+            "task_reader": {"type": "dataset_file", "dataset_file": {"training_path": "tasks.jsonl"}},
+            "rollout": {"agentscope_workflow": f"{module}->EchoWorkflow"},
+            "model": {"path": "Qwen/Qwen2.5-0.5B-Instruct"},
+        }
+    }
+
+    def make(extra: dict | None = None, name: str = "exp.yaml") -> Path:
+        body = yaml.safe_dump(deep_merge(base, extra or {}), sort_keys=False)
+        return write_yaml(body + SEED_HEADER, name)
+
+    return make
