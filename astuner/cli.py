@@ -8,6 +8,7 @@ mistake ends here as ``astuner: error: ...`` lines and exit code 2, never a trac
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -95,6 +96,11 @@ def _fail(lines: list[str] | str, code: int = EXIT_CONFIG) -> int:
     return code
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM takes the same path as Ctrl-C, so every `finally` (child processes, locks) runs.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _setup_console_logging() -> None:
     logger.remove()
     logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}")
@@ -104,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
     from astuner.config.errors import ConfigError
     from astuner.config.load import load_config
+    from astuner.engine.vllm_server import EngineStartError
+    from astuner.model import EmbeddedModelError, ModelPathError
     from astuner.records import RecordsError, open_experiment
     from astuner.task_reader import TaskReaderError
 
     args = build_parser().parse_args(argv)
     _setup_console_logging()
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         loaded = load_config(args.conf, args.overrides, args.backbone)
     except ConfigError as exc:
@@ -134,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             from astuner.backbone import run_backbone
 
             return run_backbone(loaded, experiment, with_ray=args.with_ray, with_logview=args.with_logview)
-        except (TaskReaderError, ConfigError) as exc:
+        except (TaskReaderError, ConfigError, ModelPathError, EmbeddedModelError) as exc:
             return _fail(str(exc))
+        except EngineStartError as exc:
+            return _fail(str(exc), code=1)
         except KeyboardInterrupt:
             logger.warning("interrupted; records kept in {}", experiment.root)
             return 130

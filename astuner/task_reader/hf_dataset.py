@@ -13,35 +13,16 @@ the local Hugging Face cache is used as ``datasets`` does.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 from loguru import logger
 
+from astuner.hub import hub_reachable, offline_mode
 from astuner.task_reader.rows import RowFields, TaskReaderError, rows_to_tasks
 from astuner.task_reader.task import Task
 
 KEY = "astuner.task_reader.huggingface_dat_repo.dataset_path"
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
-def _offline_mode() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds."""
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def split_hub_id(dataset_path: str, dataset_config: str | None) -> list[tuple[str, str | None]]:
@@ -94,7 +75,7 @@ class HuggingfaceDatRepoReader:
         local = Path(self.dataset_path)
         if local.is_absolute() and local.exists():
             return self._load_local(local, split, split_key)
-        if not _offline_mode() and not hub_reachable():
+        if not offline_mode() and not hub_reachable():
             raise TaskReaderError(
                 f"{KEY} = '{self.dataset_path}': the Hugging Face Hub cannot be reached from this machine; download "
                 "the dataset elsewhere and set dataset_path to its local folder or file (or use "

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from astuner.hub import hub_reachable
 from astuner.task_reader import RowFields, TaskReaderError
-from astuner.task_reader.hf_dataset import HuggingfaceDatRepoReader, hub_reachable, split_hub_id
+from astuner.task_reader.hf_dataset import HuggingfaceDatRepoReader, split_hub_id
 
 
 @pytest.fixture

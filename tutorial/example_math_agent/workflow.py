@@ -1,6 +1,11 @@
-# The tutorial's workflow (train_your_first_agent.zh.md), as written there, with one fix: the
-# tutorial's `model=model_tuner # use model_tuner as model,` puts the comma inside the comment,
-# which is a SyntaxError; the comma is moved before the comment.
+# The tutorial's workflow (train_your_first_agent.zh.md), as written there, with two changes:
+# - the tutorial's `model=model_tuner # use model_tuner as model,` puts the comma inside the
+#   comment, which is a SyntaxError; the comma is moved before the comment;
+# - `execute_python_code` comes from astuner.tool instead of agentscope.tool: same call shape, but
+#   sandboxed. During RL the policy explores, and AgentScope's version hands model-written code the
+#   whole environment (API keys), open network, a timeout that child processes defeat, and hangs on
+#   large outputs. astuner's kills the process group on timeout, limits CPU/memory, cuts network,
+#   scrubs the environment, runs in a fresh temp folder and caps output.
 from astuner import ModelTuner, Workflow, WorkflowTask, WorkflowOutput
 from agentscope.message import Msg
 from loguru import logger
@@ -39,7 +44,8 @@ class MathAgentWorkflow(Workflow):
         from agentscope.agent import ReActAgent
         from agentscope.formatter import DashScopeChatFormatter
         from agentscope.memory import InMemoryMemory
-        from agentscope.tool import Toolkit, execute_python_code
+        from agentscope.tool import Toolkit
+        from astuner.tool import execute_python_code
 
         query = workflow_task.task.main_query
         self.toolkit = Toolkit()

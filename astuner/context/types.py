@@ -1,0 +1,72 @@
+"""Records of LLM calls and the training samples built from them.
+
+A ``LLMCall`` is exactly what went to and came from the engine for one model call. A ``Sample``
+is what a trainer consumes: prompt ids, response ids with a loss mask (1 = sampled by the policy,
+0 = context inserted between turns) and the engine's logprobs for the sampled tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class LLMCall:
+    """One model call of an episode.
+
+    Attributes:
+        index: position in the episode (0-based).
+        prompt_ids / response_ids / logprobs: engine input and output, token-exact.
+        finish_reason: ``stop``, ``length``, or ``context_overflow`` (not sent: the prompt was too long).
+        messages / tools: what the agent passed (formatted, OpenAI-style).
+        spliced: earlier sampled turns put back verbatim in this prompt.
+        drift: earlier sampled turns that reappear in this prompt re-tokenized into other ids.
+        madness: names of triggered checks with a reason, e.g. ``{"wrong_toolcall": "unknown tool 'x'"}``.
+        t_start / t_end: wall-clock seconds (time.time()).
+    """
+
+    index: int
+    prompt_ids: list[int]
+    response_ids: list[int]
+    logprobs: list[float]
+    finish_reason: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+    response_text: str = ""
+    spliced: int = 0
+    drift: int = 0
+    madness: dict[str, str] = field(default_factory=dict)
+    t_start: float = 0.0
+    t_end: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sample:
+    """One training sample (a merged timeline).
+
+    Attributes:
+        prompt_ids: the first call's prompt.
+        response_ids: everything after it: sampled turns and the context inserted between them.
+        loss_mask: 1 for sampled tokens, 0 for inserted context; same length as response_ids.
+        logprobs: engine logprob of each sampled token, 0.0 where loss_mask is 0.
+        call_indices: the calls merged into this sample.
+        response_truncated: the response was cut to data.max_response_length.
+    """
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+    loss_mask: list[int]
+    logprobs: list[float]
+    call_indices: list[int]
+    response_truncated: bool = False
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(self.loss_mask)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

