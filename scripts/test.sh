@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/config -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_env.sh dev
+scripts/setup_env.sh
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?

