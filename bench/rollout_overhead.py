@@ -43,9 +43,17 @@ async def side_a(runner, engine, tasks) -> tuple[list[Episode], float]:
 
 async def side_b(base_url: str, requests: list[tuple[list[int], int]]) -> tuple[int, float]:
     async with httpx.AsyncClient(timeout=900) as client:
+
         async def one(prompt, max_tokens):
-            body = {"model": "policy", "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0,
-                    "logprobs": 0, "return_token_ids": True, "skip_special_tokens": False}
+            body = {
+                "model": "policy",
+                "prompt": prompt,
+                "max_tokens": max_tokens,
+                "temperature": 0.0,
+                "logprobs": 0,
+                "return_token_ids": True,
+                "skip_special_tokens": False,
+            }
             r = await client.post(f"{base_url}/v1/completions", json=body)
             r.raise_for_status()
             return len(r.json()["choices"][0]["token_ids"])
@@ -62,9 +70,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    overrides = ["astuner.model.path=builtin:smollm2-135m", "astuner.rollout.max_model_len=4096",
-                 "astuner.rollout.max_response_length_in_one_turn=256", "astuner.rollout.temperature=0.0",
-                 f"astuner.rollout.max_env_worker={args.n}", f"astuner.rollout.max_num_seqs={args.n}"]
+    overrides = [
+        "astuner.model.path=builtin:smollm2-135m",
+        "astuner.rollout.max_model_len=4096",
+        "astuner.rollout.max_response_length_in_one_turn=256",
+        "astuner.rollout.temperature=0.0",
+        f"astuner.rollout.max_env_worker={args.n}",
+        f"astuner.rollout.max_num_seqs={args.n}",
+    ]
     loaded = load_config(REPO / "tutorial/example_math_agent/math_agent.yaml", overrides, cwd=REPO)
     cfg = loaded.astuner
     tasks = DatasetFileReader(args.tasks, None, RowFields()).get_training_tasks()[: args.n]
@@ -83,8 +96,10 @@ def main() -> None:
             b_tokens, b_seconds = asyncio.run(side_b(server.base_url, requests))
             results["astuner"].append(a_tokens / a_seconds)
             results["direct"].append(b_tokens / b_seconds)
-            print(f"round: astuner {a_tokens} tok in {a_seconds:.1f}s ({len(calls)} calls, "
-                  f"{sum(e.status != 'ok' for e in episodes)} failed) | direct {b_tokens} tok in {b_seconds:.1f}s")
+            print(
+                f"round: astuner {a_tokens} tok in {a_seconds:.1f}s ({len(calls)} calls, "
+                f"{sum(e.status != 'ok' for e in episodes)} failed) | direct {b_tokens} tok in {b_seconds:.1f}s"
+            )
     a, b = statistics.fmean(results["astuner"]), statistics.fmean(results["direct"])
     print(f"\nastuner rollouts: {a:8.1f} generated tok/s  (ReActAgent + ModelTuner, {args.n} episodes at once)")
     print(f"direct to vLLM:   {b:8.1f} generated tok/s  (same prompts as token ids, all at once)")

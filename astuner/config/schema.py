@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKBONES = ("debug", "verl", "trinity")
-TASK_READER_TYPES = ("huggingface_dat_repo", "dataset_file")
+TASK_READER_TYPES = ("huggingface_dat_repo", "dataset_file", "arithmetic")
 MADNESS_CHECKS = ("nonsense", "wrong_toolcall")
 
 
@@ -51,10 +51,21 @@ class DatasetFileConfig:
 
 
 @dataclass
+class ArithmeticConfig:
+    difficulty: int = _f(
+        1, "1: one-digit a+b ... 5: multi-step three-digit (see task_reader/arithmetic.py).", min=1, max=5
+    )
+    num_train: int = _f(1000, "Number of generated training problems.", min=1)
+    num_validation: int = _f(100, "Number of generated validation problems.", min=0)
+    seed: int = _f(0, "Seed of the generator (same seed, same problems).")
+
+
+@dataclass
 class TaskReaderConfig:
     type: str = _f("huggingface_dat_repo", "Where tasks come from.", choices=TASK_READER_TYPES)
     huggingface_dat_repo: HuggingfaceDatRepoConfig = _sub(HuggingfaceDatRepoConfig, "Hugging Face datasets.")
     dataset_file: DatasetFileConfig = _sub(DatasetFileConfig, "Local jsonl/parquet files.")
+    arithmetic: ArithmeticConfig = _sub(ArithmeticConfig, "Generated arithmetic word problems (ship with astuner).")
     query_field: str = _f("question", "Row field that becomes Task.main_query.")
     answer_field: str | None = _f(
         "answer", "Row field holding the reference answer (text after '####' is the ground truth); null for none."

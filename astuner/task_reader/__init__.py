@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from astuner.config.schema import TaskReaderConfig
+from astuner.task_reader.arithmetic import ArithmeticTaskReader
 from astuner.task_reader.dataset_file import DatasetFileReader
 from astuner.task_reader.hf_dataset import HuggingfaceDatRepoReader
 from astuner.task_reader.rows import RowFields, TaskReaderError
@@ -35,6 +36,9 @@ def build_task_reader(cfg: TaskReaderConfig) -> TaskReader:
         df = cfg.dataset_file
         assert df.training_path is not None, "validated by astuner.config"
         return DatasetFileReader(df.training_path, df.validation_path, fields)
+    if cfg.type == "arithmetic":
+        a = cfg.arithmetic
+        return ArithmeticTaskReader(a.num_train, a.num_validation, a.seed, a.difficulty)
     raise TaskReaderError(f"astuner.task_reader.type = {cfg.type!r} has no reader")
 
 

@@ -174,3 +174,27 @@ def test_start_failure_reports_the_log(tmp_path, smollm2_dir):
     with pytest.raises(EngineStartError, match="exited with code"):
         server.start()
     assert Path(tmp_path / "vllm.log").read_text()
+
+
+def test_keep_alive_server_is_reused_only_with_identical_arguments(tmp_path, smollm2_dir, monkeypatch):
+    from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python, stop_process_group
+
+    monkeypatch.setenv("ASTUNER_CACHE", str(tmp_path / "cache"))
+    spec = VllmServerSpec(
+        model_path=str(smollm2_dir), python=find_engine_python(None), max_model_len=1024, max_num_seqs=4
+    )
+    first = VllmServer(spec, tmp_path / "a.log", keep_alive=True, startup_timeout=300)
+    first.start()
+    try:
+        first.close()  # kept alive: released, not stopped
+        os.killpg(first.pid, 0)
+        second = VllmServer(spec, tmp_path / "b.log", keep_alive=True)
+        assert second._try_reuse() and (second.pid, second.base_url) == (first.pid, first.base_url)
+        # while `second` holds it, nobody else may share it
+        third = VllmServer(spec, tmp_path / "c.log", keep_alive=True)
+        assert not third._try_reuse()
+        second.close()
+        other = VllmServer(VllmServerSpec(**{**spec.__dict__, "seed": 99}), tmp_path / "d.log", keep_alive=True)
+        assert not other._try_reuse()  # different arguments: never shared
+    finally:
+        stop_process_group(first.pid, "kept vLLM")

@@ -65,13 +65,22 @@ class AsyncJudge(BaseJudge):
 
 def make_runner(tokenizer, workflow, replies, judge=None, **overrides):
     tuner = TunerSettings(temperature=1.0, max_model_len=2048, max_tokens_per_turn=128)
-    settings = dict(num_repeat=2, max_env_worker=4, episode_timeout=2.0, madness_checklist=("nonsense",),
-                    madness_reward=-1.0, max_prompt_length=1024, max_response_length=1024, max_samples_per_task=4,
-                    tuner=tuner)
+    settings = dict(
+        num_repeat=2,
+        max_env_worker=4,
+        episode_timeout=2.0,
+        madness_checklist=("nonsense",),
+        madness_reward=-1.0,
+        max_prompt_length=1024,
+        max_response_length=1024,
+        max_samples_per_task=4,
+        tuner=tuner,
+    )
     settings.update(overrides)
     engine = ScriptedEngine(tokenizer, replies)
-    return RolloutRunner(engine, ChatRenderer(tokenizer), workflow, judge or MathAnswerAsJudge(),
-                         RolloutSettings(**settings)), engine
+    return RolloutRunner(
+        engine, ChatRenderer(tokenizer), workflow, judge or MathAnswerAsJudge(), RolloutSettings(**settings)
+    ), engine
 
 
 def test_groups_rewards_and_samples(smollm2_tokenizer):
@@ -105,8 +114,9 @@ def test_engine_failure_fails_only_that_episode(smollm2_tokenizer):
     assert any("injected failure" in (e.error or "") for e in episodes)
 
 
-@pytest.mark.parametrize(("workflow", "judge", "message"),
-                         [(AskOnce, RaisingJudge(), "judge broke"), (NaNReward, None, "reward is nan")])
+@pytest.mark.parametrize(
+    ("workflow", "judge", "message"), [(AskOnce, RaisingJudge(), "judge broke"), (NaNReward, None, "reward is nan")]
+)
 def test_bad_judges_and_rewards_fail_the_episode(smollm2_tokenizer, workflow, judge, message):
     runner, _ = make_runner(smollm2_tokenizer, workflow, ["x"], judge=judge)
     episodes = asyncio.run(runner.run(TASKS[:1]))

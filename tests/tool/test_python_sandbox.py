@@ -13,8 +13,8 @@ from agentscope.tool import Toolkit
 from astuner.tool import SandboxLimits, execute_python_code, run_sandboxed
 
 
-def run(code, timeout=10, limits=SandboxLimits()):
-    return asyncio.run(run_sandboxed(code, timeout, limits))
+def run(code, timeout=10, limits=None):
+    return asyncio.run(run_sandboxed(code, timeout, limits or SandboxLimits()))
 
 
 def test_runs_code_and_captures_output():
@@ -75,11 +75,13 @@ def test_no_network():
 
     t = threading.Thread(target=accept)
     t.start()
-    code = ("import socket\ns = socket.create_connection(('127.0.0.1', %d), timeout=3)\ns.sendall(b'leak')\n"
-            "print('sent')" % port)
+    code = (
+        f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\ns.sendall(b'leak')\n"
+        "print('sent')"
+    )
     r = run(code)
     # a child process (not the sandboxed interpreter) must not reach the network either
-    r2 = run("import subprocess, sys\nsubprocess.run([sys.executable, '-c', %r])" % code)
+    r2 = run(f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {code!r}])")
     server.close()
     t.join()
     assert "sent" not in r.stdout and "sent" not in r2.stdout

@@ -1,0 +1,56 @@
+"""The server owner's pure parts: arguments, fingerprints, finding the engine's Python."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from astuner.engine.vllm_server import EngineStartError, VllmServerSpec, find_engine_python
+
+
+def spec(model, **kw):
+    return VllmServerSpec(model_path=str(model), python=sys.executable, **kw)
+
+
+def test_argv_binds_loopback_and_carries_the_settings(tmp_path):
+    argv = spec(tmp_path, max_model_len=2048, max_num_seqs=8, tensor_parallel_size=2, seed=7).argv(1234)
+    joined = " ".join(argv)
+    for piece in (
+        "--host 127.0.0.1",
+        "--port 1234",
+        "--max-model-len 2048",
+        "--max-num-seqs 8",
+        "--tensor-parallel-size 2",
+        "--seed 7",
+        "--enforce-eager",
+    ):
+        assert piece in joined
+
+
+def test_fingerprint_changes_with_any_argument_or_model_file(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    base = spec(tmp_path).fingerprint()
+    assert spec(tmp_path).fingerprint() == base
+    assert spec(tmp_path, seed=1).fingerprint() != base
+    assert spec(tmp_path, extra_args=("--foo",)).fingerprint() != base
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert spec(tmp_path).fingerprint() != base
+
+
+def test_engine_environment_sets_cpu_kv_cache(tmp_path):
+    env = spec(tmp_path, cpu_kv_cache_gib=2.5, env=(("X_TEST", "1"),)).environment()
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "2.5" and env["X_TEST"] == "1"
+
+
+def test_configured_python_without_vllm_is_an_error(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(EngineStartError, match="has no vLLM installed"):
+        find_engine_python(str(fake))
+
+
+def test_finds_the_sibling_engine_environment():
+    # scripts/setup_env.sh puts vLLM in <venv>-vllm next to astuner's venv
+    assert find_engine_python(None).endswith("python")
