@@ -20,6 +20,6 @@ def run_backbone(loaded: LoadedConfig, experiment: Experiment, *, with_ray: bool
     if loaded.backbone == "debug":
         from astuner.backbone.debug import run_debug
 
-        return run_debug(loaded, experiment, train)
+        return run_debug(loaded, experiment, train, val)
     logger.error(f"--backbone={loaded.backbone} is not available in this version of astuner yet")
     return 1

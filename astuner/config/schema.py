@@ -136,6 +136,12 @@ class RolloutConfig:
 @dataclass
 class TaskJudgeConfig:
     judge_protocol: str | None = _f(None, "Judge class ('module->Class'); used when the workflow returns reward=None.")
+    unboxed_answer_reward: float = _f(
+        0.0,
+        "MathAnswerAsJudge: reward for a correct last number without a box (0: only boxed answers count).",
+        min=0.0,
+        max=1.0,
+    )
 
 
 @dataclass
@@ -151,6 +157,59 @@ class TrainerCommonConfig:
     trinity_only__n_vllm_engine: int = _f(
         1, "Number of vLLM rollout engines (Trinity only).", min=1, backbones=("trinity",)
     )
+    total_training_steps: int | None = _f(None, "Stop after this many steps; null runs total_epochs.", min=1)
+    val_before_train: bool = _f(False, "Validate once before the first training step.")
+    logger: list[str] = _f(
+        ["console", "tensorboard"],
+        "Metric sinks besides metrics.jsonl.",
+        choices=("console", "tensorboard", "wandb", "swanlab"),
+    )
+    seed: int = _f(0, "Seed of task shuffling and of the trainer.")
+
+
+@dataclass
+class AlgorithmConfig:
+    adv_estimator: str = _f("grpo", "Advantage estimator.", choices=("grpo", "rloo", "reinforce_plus_plus"))
+    norm_adv_by_std: bool = _f(True, "GRPO: divide by the group's reward std (false: only subtract the mean).")
+    clip_ratio_low: float = _f(0.2, "PPO clip: ratio floor is 1 - this.", min=0.0, max=1.0)
+    clip_ratio_high: float = _f(0.2, "PPO clip: ratio ceiling is 1 + this.", min=0.0)
+    kl_coef: float = _f(
+        0.0, "Weight of a KL-to-frozen-reference loss term; 0 turns it (and the reference) off.", min=0.0
+    )
+
+
+@dataclass
+class OptimConfig:
+    lr: float = _f(1e-5, "AdamW learning rate.", min=0.0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0)
+    grad_clip: float = _f(1.0, "Clip the gradient norm to this; 0 disables clipping.", min=0.0)
+
+
+@dataclass
+class DebugConfig:
+    first_n_tasks: int = _f(
+        0, "Use only the first N training (and validation) tasks; 0 uses all.", min=0, backbones=("debug",)
+    )
+    max_parallel: int = _f(
+        0,
+        "Most episodes at once (1 = sequential, breakpoint friendly); 0 uses rollout.max_env_worker.",
+        min=0,
+        backbones=("debug",),
+    )
+    rollout_only: bool = _f(False, "Roll out and record, but never update the policy.", backbones=("debug",))
+    deterministic: bool = _f(
+        False, "Reproducible rollouts: sequential episodes and a seed per request.", backbones=("debug",)
+    )
+    lora_rank: int = _f(0, "LoRA rank; 0 trains all weights.", min=0, backbones=("debug",))
+    lora_alpha: int = _f(32, "LoRA alpha.", min=1, backbones=("debug",))
+    bf16_autocast: bool = _f(
+        True, "Run forward/backward under bfloat16 autocast (fp32 master weights).", backbones=("debug",)
+    )
+    gradient_checkpointing: bool = _f(
+        False, "Recompute activations in backward (less memory, ~12% slower).", backbones=("debug",)
+    )
+    micro_batch_tokens: int = _f(4096, "Padded tokens per forward/backward pass.", min=64, backbones=("debug",))
+    torch_threads: int = _f(0, "torch CPU threads for training; 0 keeps torch's default.", min=0, backbones=("debug",))
 
 
 @dataclass
@@ -166,3 +225,6 @@ class AstunerConfig:
     task_judge: TaskJudgeConfig = _sub(TaskJudgeConfig, "Reward computation.")
     model: ModelConfig = _sub(ModelConfig, "The policy model.")
     trainer_common: TrainerCommonConfig = _sub(TrainerCommonConfig, "Settings shared by all backbones.")
+    algorithm: AlgorithmConfig = _sub(AlgorithmConfig, "The RL algorithm.")
+    optim: OptimConfig = _sub(OptimConfig, "The policy optimizer.")
+    debug: DebugConfig = _sub(DebugConfig, "Knobs of the debug backbone.")

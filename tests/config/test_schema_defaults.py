@@ -54,7 +54,7 @@ def test_default_yaml_comments_match_schema_help():
     stack: list[tuple[int, str]] = []
     seen = set()
     for i, line in enumerate(lines):
-        m = re.match(r"^(\s*)([a-z_]+):", line)
+        m = re.match(r"^(\s*)([a-z_][a-z0-9_]*):", line)
         if not m:
             continue
         indent = len(m.group(1))

@@ -1,53 +1,235 @@
-"""``--backbone=debug``: one process, one vLLM child, the user's workflow in this event loop.
+"""``--backbone=debug``: the whole RL loop in this process, no Ray, breakpoint friendly.
 
-Current scope: one rollout step over the first ``data.train_batch_size`` training tasks, recorded
-token-exactly into ``trajectories/`` with step metrics in ``metrics.jsonl``. The policy update
-(GRPO in-process) is not part of this version yet.
+Per step: read ``data.train_batch_size`` tasks -> roll out ``rollout.num_repeat`` episodes of each
+(vLLM child process, the user's workflow in this event loop) -> judge -> advantages per task group ->
+PPO-clip update of the HF model with torch -> push the new weights into vLLM (in place) -> record.
+Validation (greedy) every ``trainer_common.test_freq`` steps, checkpoints every ``save_freq`` steps
+and at the end; ``--resume`` continues from the latest checkpoint exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
+import random
+import statistics
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
+from tqdm import tqdm
 
+from astuner.algo.advantages import compute_advantages, zero_signal_groups
+from astuner.backbone.debug.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from astuner.config.load import LoadedConfig
 from astuner.engine.vllm_client import VllmEngine
+from astuner.engine.weight_sync import VllmWeightSync
 from astuner.model import resolve_model_path
 from astuner.records import Experiment
+from astuner.records.metric_sinks import MetricSinks, plot_reward_curve
 from astuner.records.trajectories import write_step
-from astuner.rollout.build import build_runner, load_tokenizer, vllm_server
+from astuner.rollout.build import build_runner, load_tokenizer, tuner_settings, vllm_server
 from astuner.rollout.metrics import rollout_metrics
+from astuner.rollout.runner import Episode, RolloutRunner
 from astuner.task_reader.task import Task
 
+PROBE_TEXT = "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer: \\boxed{7}"
 
-def run_debug(loaded: LoadedConfig, experiment: Experiment, tasks: list[Task]) -> int:
-    cfg = loaded.astuner
-    batch = tasks[: cfg.data.train_batch_size]
-    model_dir = resolve_model_path(cfg.model.path or "")
-    tokenizer = load_tokenizer(model_dir)
-    with vllm_server(cfg, model_dir, experiment.root / "vllm.log") as server:
-        engine = VllmEngine(server.base_url, server.spec.served_model_name)
-        runner = build_runner(cfg, engine, tokenizer, loaded.yaml_path.parent, Path.cwd())
 
-        async def rollout():
+def plan_steps(n_tasks: int, batch: int, epochs: int, total_steps: int | None) -> int:
+    """Steps to run: ``total_training_steps`` if set, else full batches over ``total_epochs``."""
+    per_epoch = max(1, n_tasks // batch)
+    return total_steps if total_steps is not None else per_epoch * epochs
+
+
+def batch_for(tasks: list[Task], state: TrainState, batch: int, seed: int) -> tuple[list[Task], TrainState]:
+    """The next batch from a per-epoch shuffled order, and the position after it."""
+    per_epoch = max(1, len(tasks) // batch)
+    epoch, index = state.epoch, state.batch_index
+    if index >= per_epoch:
+        epoch, index = epoch + 1, 0
+    order = list(range(len(tasks)))
+    random.Random(f"{seed}-{epoch}").shuffle(order)
+    chosen = [tasks[i] for i in order[index * batch : (index + 1) * batch]]
+    return chosen, TrainState(step=state.step + 1, epoch=epoch, batch_index=index + 1)
+
+
+class DebugRun:
+    """Owns the pieces of one debug run; ``run()`` is the loop."""
+
+    def __init__(self, loaded: LoadedConfig, experiment: Experiment, train: list[Task], val: list[Task]):
+        self.loaded, self.experiment, self.cfg = loaded, experiment, loaded.astuner
+        n = self.cfg.debug.first_n_tasks
+        self.train_tasks = train[:n] if n else train
+        self.val_tasks = val[:n] if n else val
+        self.sinks: MetricSinks | None = None
+
+    def run(self) -> int:
+        cfg = self.cfg
+        model_dir = resolve_model_path(cfg.model.path or "")
+        tokenizer = load_tokenizer(model_dir)
+        trainer = None
+        if not cfg.debug.rollout_only:
+            from astuner.backbone.debug.trainer import PolicyTrainer
+
+            trainer = PolicyTrainer(model_dir, cfg)
+        state = TrainState()
+        if self.experiment.resumed and trainer is not None:
+            ckpt = latest_checkpoint(self.experiment.checkpoints_dir)
+            if ckpt is not None:
+                state = load_checkpoint(ckpt, trainer)
+                logger.info(f"resumed from {ckpt} (step {state.step}, epoch {state.epoch})")
+                self._supersede_metrics_after(state.step)
+        total = plan_steps(
+            len(self.train_tasks),
+            cfg.data.train_batch_size,
+            cfg.trainer_common.total_epochs,
+            cfg.trainer_common.total_training_steps,
+        )
+        self.sinks = MetricSinks(
+            self.experiment, cfg.trainer_common.logger, cfg.project_name, self.loaded.experiment_name, self.loaded.tree
+        )
+        try:
+            with vllm_server(cfg, model_dir, self.experiment.root / "vllm.log") as server:
+                sync = VllmWeightSync(server.base_url, self.experiment.root / "engine_weights")
+                try:
+                    if trainer is not None and (state.step > 0 or not server.owned):
+                        sync.push(trainer.engine_state_dict())  # resumed weights, or a reused engine's
+                    asyncio.run(self._loop(server.base_url, tokenizer, trainer, sync, state, total))
+                finally:
+                    sync.close()
+        finally:
+            self.sinks.close()
+            curve = plot_reward_curve(self.experiment.metrics_path, self.experiment.root / "reward_curve.png")
+            if curve:
+                logger.info(f"reward curve: {curve}")
+        return 0
+
+    def _supersede_metrics_after(self, step: int) -> None:
+        """Steps after the checkpoint will run again: move their lines to metrics.superseded.jsonl."""
+        path = self.experiment.metrics_path
+        if not path.is_file():
+            return
+        import json
+
+        keep, moved = [], []
+        for line in path.read_text().splitlines():
+            (moved if json.loads(line).get("step", 0) > step else keep).append(line)
+        if moved:
+            with (path.parent / "metrics.superseded.jsonl").open("a") as f:
+                f.write("\n".join(moved) + "\n")
+            path.write_text("".join(line + "\n" for line in keep))
+
+    def _runner(self, base_url: str, tokenizer: Any) -> tuple[RolloutRunner, VllmEngine]:
+        engine = VllmEngine(base_url, "policy")
+        runner = build_runner(self.cfg, engine, tokenizer, self.loaded.yaml_path.parent, Path.cwd())
+        d = self.cfg.debug
+        workers = 1 if d.deterministic else (d.max_parallel or self.cfg.rollout.max_env_worker)
+        seed = self.cfg.trainer_common.seed if d.deterministic else None
+        runner.settings = dataclasses.replace(
+            runner.settings, max_env_worker=workers, tuner=dataclasses.replace(runner.settings.tuner, seed=seed)
+        )
+        return runner, engine
+
+    async def _loop(self, base_url, tokenizer, trainer, sync, state: TrainState, total: int) -> None:
+        cfg = self.cfg
+        runner, engine = self._runner(base_url, tokenizer)
+        probe = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+        try:
+            if cfg.trainer_common.val_before_train and state.step == 0:
+                await self._validate(runner, 0)
+            logger.info(
+                f"training {total} steps of {cfg.data.train_batch_size} tasks x {cfg.rollout.num_repeat} "
+                f"episodes ({len(self.train_tasks)} training tasks)"
+            )
+            while state.step < total:
+                batch, state = batch_for(self.train_tasks, state, cfg.data.train_batch_size, cfg.trainer_common.seed)
+                await self._step(runner, trainer, sync, batch, state, probe, total)
+                if state.step % cfg.trainer_common.test_freq == 0 or state.step == total:
+                    await self._validate(runner, state.step)
+                if trainer is not None and (state.step % cfg.trainer_common.save_freq == 0 or state.step == total):
+                    path = save_checkpoint(self.experiment.checkpoints_dir, trainer, state)
+                    logger.info(f"checkpoint: {path}")
+        finally:
+            await engine.aclose()
+
+    async def _step(self, runner, trainer, sync, batch, state, probe, total) -> None:
+        t0 = time.monotonic()
+        episodes = await runner.run(batch, step=state.step, desc=f"/{total} rollout")
+        rollout_s = time.monotonic() - t0
+        metrics: dict[str, Any] = {"phase": "train", "epoch": state.epoch, **rollout_metrics(episodes, rollout_s)}
+        items = self._train_items(episodes, metrics)
+        if trainer is not None and items:
+            bar = tqdm(
+                total=len(trainer.micro_batches(items)),
+                desc=f"step {state.step}/{total} update",
+                unit="mb",
+                file=sys.stderr,
+                leave=False,
+            )
             try:
-                return await runner.run(batch, step=0)
+                metrics.update(trainer.update(items, progress=bar))
             finally:
-                await engine.aclose()
+                bar.close()
+            t1 = time.monotonic()
+            metrics.update(sync.push(trainer.engine_state_dict()))
+            metrics["sync_seconds"] = time.monotonic() - t1
+            engine_lp, trainer_lp = sync.prompt_logprobs(probe), trainer.sequence_logprobs(probe)
+            metrics["sync_logprob_abs_diff"] = statistics.fmean(
+                abs(a - b) for a, b in zip(engine_lp, trainer_lp, strict=True)
+            )
+            metrics["weights_sha256"] = trainer.weights_hash()[:16]
+        metrics["step_seconds"] = time.monotonic() - t0
+        write_step(self.experiment.trajectories_dir, state.step, episodes)
+        assert self.sinks is not None
+        self.sinks.log(state.step, metrics)
+        logger.info(
+            f"step {state.step}/{total}: reward {metrics['reward_mean']:.3f} ± {metrics['reward_std']:.3f}, "
+            f"success {metrics['success_rate']:.1%}, "
+            f"failed {metrics['episodes_failed'] + metrics['episodes_timeout']}, "
+            f"zero-signal groups {metrics['zero_signal_groups']}/{len(batch)}, "
+            f"rollout {rollout_s:.0f}s, train {metrics.get('train_seconds', 0):.0f}s, "
+            f"sync {metrics.get('sync_seconds', 0):.1f}s"
+        )
 
-        start = time.monotonic()
-        episodes = asyncio.run(rollout())
-        seconds = time.monotonic() - start
-    metrics = rollout_metrics(episodes, seconds)
-    path = write_step(experiment.trajectories_dir, 0, episodes)
-    experiment.log_metrics(0, metrics)
-    logger.info(
-        f"step 0: {metrics['episodes']} episodes ({metrics['episodes_failed']} failed, "
-        f"{metrics['episodes_timeout']} timed out), reward {metrics['reward_mean']:.3f}, "
-        f"success {metrics['success_rate']:.2%}, {metrics['generated_tokens_per_s']:.0f} tok/s; trajectories: {path}"
-    )
-    logger.info("this version of the debug backbone rolls out and records one batch; it does not update the policy")
-    return 0
+    def _train_items(self, episodes: list[Episode], metrics: dict[str, Any]):
+        from astuner.backbone.debug.trainer import TrainItem
+
+        ok = [e for e in episodes if e.status == "ok" and e.reward is not None]
+        rewards = [float(e.reward) for e in ok]  # type: ignore[arg-type]
+        groups = [e.task_id for e in ok]
+        a = self.cfg.algorithm
+        advantages = compute_advantages(a.adv_estimator, rewards, groups, a.norm_adv_by_std) if ok else []
+        metrics["zero_signal_groups"] = zero_signal_groups(rewards, groups) if ok else 0
+        metrics["advantage_abs_mean"] = statistics.fmean(abs(x) for x in advantages) if advantages else 0.0
+        items = [
+            TrainItem(s, adv)
+            for e, adv in zip(ok, advantages, strict=True)
+            for s in e.samples
+            if adv != 0.0 and not math.isnan(adv)
+        ]  # zero-advantage samples add nothing to the loss
+        metrics["samples_trained"] = len(items)
+        return items
+
+    async def _validate(self, runner: RolloutRunner, step: int) -> None:
+        if not self.val_tasks:
+            return
+        greedy = tuner_settings(self.cfg, temperature=0.0)
+        greedy = dataclasses.replace(greedy, seed=runner.settings.tuner.seed)
+        t0 = time.monotonic()
+        episodes = await runner.run(self.val_tasks, step=step, num_repeat=1, tuner=greedy, desc="validation")
+        m = rollout_metrics(episodes, time.monotonic() - t0)
+        write_step(self.experiment.trajectories_dir, step, episodes, kind="val")
+        assert self.sinks is not None
+        self.sinks.log(step, {"phase": "validation", **{f"val/{k}": v for k, v in m.items()}})
+        logger.info(
+            f"validation at step {step}: reward {m['reward_mean']:.3f}, success {m['success_rate']:.1%} "
+            f"({len(episodes)} tasks, greedy)"
+        )
+
+
+def run_debug(loaded: LoadedConfig, experiment: Experiment, train: list[Task], val: list[Task]) -> int:
+    return DebugRun(loaded, experiment, train, val).run()

@@ -1,0 +1,81 @@
+"""Checkpoints of the debug backbone: ``checkpoints/step_N/`` with everything to continue exactly.
+
+A checkpoint holds the trainable weights (``weights.safetensors``: the full model, or the LoRA
+adapter), the optimizer state, and ``state.json`` (step, data position, RNG states). It is written
+into a hidden temporary folder and renamed into place, so an interrupted write never leaves a
+half checkpoint that ``--resume`` could pick up.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from astuner.backbone.debug.trainer import PolicyTrainer
+
+
+@dataclass
+class TrainState:
+    """Where the run is: the last finished step and the next task to read."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_index: int = 0
+
+
+def _rng_state() -> str:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return base64.b64encode(pickle.dumps(state)).decode()
+
+
+def _set_rng_state(blob: str) -> None:
+    state = pickle.loads(base64.b64decode(blob))  # noqa: S301 (our own file)
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(root: Path, trainer: PolicyTrainer, state: TrainState) -> Path:
+    """Write ``root/step_<N>`` atomically; returns its path."""
+    final = root / f"step_{state.step}"
+    tmp = root / f".step_{state.step}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().contiguous().clone() for k, v in trainer.trainable_state().items()}
+    save_file(weights, str(tmp / "weights.safetensors"))
+    torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+    meta: dict[str, Any] = {**asdict(state), "rng": _rng_state(), "weights_sha256": trainer.weights_hash()}
+    (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+    for f in tmp.iterdir():
+        with f.open("rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The complete checkpoint with the highest step (temporary folders are ignored)."""
+    done = [p for p in root.glob("step_*") if (p / "state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("_")[1])) if done else None
+
+
+def load_checkpoint(path: Path, trainer: PolicyTrainer) -> TrainState:
+    """Restore weights, optimizer and RNG states from ``path``; returns the run position."""
+    meta = json.loads((path / "state.json").read_text())
+    trainer.load_trainable_state(load_file(str(path / "weights.safetensors")))
+    trainer.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    _set_rng_state(meta["rng"])
+    return TrainState(step=meta["step"], epoch=meta["epoch"], batch_index=meta["batch_index"])

@@ -1,0 +1,249 @@
+"""The debug backbone's policy update: PPO-clip on the HF model, in this process, with torch.
+
+Master weights stay in fp32; forward/backward run under bfloat16 autocast on CPU (3-4x faster than
+fp32 on our 2-core machines, see notes). Samples are packed into micro-batches under a padded-token
+budget (lengths rounded up to multiples of 64 so the kernels see few distinct shapes), losses are
+summed over trained tokens and divided by the step's total, so micro-batching does not change the
+token-mean loss. LoRA (peft) replaces full fine-tuning when ``debug.lora_rank > 0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from loguru import logger
+
+from astuner.algo.policy_loss import kl_low_var, ppo_clip_loss
+from astuner.config.schema import AstunerConfig
+from astuner.context.types import Sample
+
+BUCKET = 64
+
+
+@dataclass
+class TrainItem:
+    """One sample and the advantage of its episode."""
+
+    sample: Sample
+    advantage: float
+
+
+def _bucket(n: int) -> int:
+    return max(BUCKET, math.ceil(n / BUCKET) * BUCKET)
+
+
+class PolicyTrainer:
+    """Holds the trainable model and its optimizer.
+
+    Args:
+        model_dir: HF folder of the initial policy.
+        cfg: the experiment config (``optim``, ``algorithm``, ``debug``).
+    """
+
+    def __init__(self, model_dir: Path, cfg: AstunerConfig):
+        from transformers import AutoModelForCausalLM
+
+        d = cfg.debug
+        if d.torch_threads:
+            torch.set_num_threads(d.torch_threads)
+        torch.manual_seed(cfg.trainer_common.seed)
+        self.cfg = cfg
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        if d.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        self.lora = d.lora_rank > 0
+        if self.lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=d.lora_rank,
+                    lora_alpha=d.lora_alpha,
+                    lora_dropout=0.0,
+                    target_modules="all-linear",
+                    task_type="CAUSAL_LM",
+                ),
+            )
+        self.model = model
+        self.model.train()
+        self.pad_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else 0)
+        params = [p for p in model.parameters() if p.requires_grad]
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, foreach=False)
+        self.reference = None
+        if cfg.algorithm.kl_coef > 0:
+            self.reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+            for p in self.reference.parameters():
+                p.requires_grad_(False)
+        n_train = sum(p.numel() for p in params)
+        logger.info(
+            f"trainer: {n_train / 1e6:.1f}M trainable parameters ({'LoRA' if self.lora else 'full'}), "
+            f"{torch.get_num_threads()} torch threads, bf16 autocast {'on' if d.bf16_autocast else 'off'}"
+        )
+
+    # ---- forward -------------------------------------------------------------------------
+    def _batch(self, items: Sequence[TrainItem]) -> dict[str, torch.Tensor]:
+        length = _bucket(max(len(i.sample.prompt_ids) + len(i.sample.response_ids) for i in items))
+        width = max(len(i.sample.response_ids) for i in items)
+        n = len(items)
+        ids = torch.full((n, length), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((n, length), dtype=torch.long)
+        targets = torch.zeros((n, width), dtype=torch.long)
+        positions = torch.zeros((n, width), dtype=torch.long)  # index of the logit predicting each target
+        old = torch.zeros((n, width))
+        mask = torch.zeros((n, width))
+        for row, item in enumerate(items):
+            s = item.sample
+            seq = s.prompt_ids + s.response_ids
+            ids[row, : len(seq)] = torch.tensor(seq)
+            attn[row, : len(seq)] = 1
+            r = len(s.response_ids)
+            targets[row, :r] = torch.tensor(s.response_ids)
+            positions[row, :r] = torch.arange(len(s.prompt_ids) - 1, len(seq) - 1)
+            old[row, :r] = torch.tensor(s.logprobs)
+            mask[row, :r] = torch.tensor(s.loss_mask, dtype=torch.float32)
+        adv = torch.tensor([i.advantage for i in items], dtype=torch.float32)
+        return {
+            "ids": ids,
+            "attn": attn,
+            "targets": targets,
+            "positions": positions,
+            "old": old,
+            "mask": mask,
+            "adv": adv,
+        }
+
+    def _token_logprobs(self, model: Any, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logprobs of the response tokens. The LM head (576 x 49k for SmolLM2, a fifth of the compute)
+        runs only at the positions that predict response tokens, not over the whole prompt."""
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.debug.bf16_autocast):
+            hidden = base.model(input_ids=b["ids"], attention_mask=b["attn"]).last_hidden_state
+            picked = torch.gather(hidden, 1, b["positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+            logits = base.lm_head(picked)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        return torch.gather(logp, 2, b["targets"].unsqueeze(-1)).squeeze(-1)
+
+    def micro_batches(self, items: Sequence[TrainItem]) -> list[list[TrainItem]]:
+        """Pack samples (longest first) so each micro-batch's padded size stays under the budget."""
+        budget = self.cfg.debug.micro_batch_tokens
+        ordered = sorted(items, key=lambda i: -(len(i.sample.prompt_ids) + len(i.sample.response_ids)))
+        batches: list[list[TrainItem]] = []
+        for item in ordered:
+            n = len(item.sample.prompt_ids) + len(item.sample.response_ids)
+            if (
+                batches
+                and _bucket(max(n, *(len(i.sample.prompt_ids) + len(i.sample.response_ids) for i in batches[-1])))
+                * (len(batches[-1]) + 1)
+                <= budget
+            ):
+                batches[-1].append(item)
+            else:
+                batches.append([item])
+        return batches
+
+    # ---- update --------------------------------------------------------------------------
+    def update(self, items: Sequence[TrainItem], progress: Any = None) -> dict[str, float]:
+        """One optimizer step over ``items``; returns loss and diagnostics."""
+        a = self.cfg.algorithm
+        start = time.monotonic()
+        total = sum(sum(i.sample.loss_mask) for i in items)
+        if total == 0:
+            return {"train_tokens": 0}
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0, "kl_ref": 0.0}
+        batches = self.micro_batches(items)
+        for mb in batches:
+            b = self._batch(mb)
+            logp = self._token_logprobs(self.model, b)
+            loss, stats = ppo_clip_loss(logp, b["old"], b["adv"], b["mask"], a.clip_ratio_low, a.clip_ratio_high)
+            if self.reference is not None:
+                with torch.no_grad():
+                    ref = self._token_logprobs(self.reference, b)
+                kl = (kl_low_var(logp, ref) * b["mask"]).sum()
+                loss = loss + a.kl_coef * kl
+                sums["kl_ref"] += float(kl.detach())
+            (loss / total).backward()
+            weight = float(b["mask"].sum())
+            sums["loss"] += float(loss.detach())
+            for k in ("clipfrac", "approx_kl", "ratio_mean"):
+                sums[k] += stats[k] * weight
+            if progress is not None:
+                progress.update(1)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        clip = self.cfg.optim.grad_clip
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf")))
+        if math.isfinite(grad_norm):
+            self.optimizer.step()
+        else:
+            logger.warning(f"gradient norm is {grad_norm}; skipping this optimizer step")
+        self.optimizer.zero_grad(set_to_none=True)
+        return {
+            "loss": sums["loss"] / total,
+            "clipfrac": sums["clipfrac"] / total,
+            "approx_kl": sums["approx_kl"] / total,
+            "ratio_mean": sums["ratio_mean"] / total,
+            "kl_ref": sums["kl_ref"] / total,
+            "grad_norm": grad_norm,
+            "lr": self.cfg.optim.lr,
+            "train_tokens": total,
+            "micro_batches": len(batches),
+            "train_seconds": time.monotonic() - start,
+        }
+
+    @torch.no_grad()
+    def sequence_logprobs(self, ids: Sequence[int]) -> list[float]:
+        """Logprob of each token of ``ids`` given the ones before (fp32, no autocast): sync checks."""
+        self.model.eval()
+        logits = self.model(input_ids=torch.tensor([list(ids)])).logits.float()
+        self.model.train()
+        logp = torch.log_softmax(logits[0, :-1], dim=-1)
+        return logp.gather(1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1).tolist()
+
+    # ---- weights -------------------------------------------------------------------------
+    def engine_state_dict(self) -> dict[str, torch.Tensor]:
+        """Full-model weights under the base model's names (LoRA merged), for the inference engine."""
+        if not self.lora:
+            return {k: v.detach() for k, v in self.model.state_dict().items()}
+        self.model.merge_adapter()
+        try:
+            out = {}
+            for k, v in self.model.state_dict().items():
+                if "lora_" in k:
+                    continue
+                out[k.replace("base_model.model.", "", 1).replace(".base_layer", "")] = v.detach().clone()
+            return out
+        finally:
+            self.model.unmerge_adapter()
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        if self.lora:
+            from peft import get_peft_model_state_dict
+
+            return get_peft_model_state_dict(self.model)
+        return self.model.state_dict()
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self.lora:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, state)
+        else:
+            self.model.load_state_dict(state)
+
+    def weights_hash(self) -> str:
+        """sha256 over the trainable weights (names and bytes), to compare runs exactly."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.trainable_state().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().contiguous().float().numpy().tobytes())
+        return h.hexdigest()

@@ -1,0 +1,27 @@
+"""Step planning and the data order of the debug loop."""
+
+from __future__ import annotations
+
+from astuner import Task
+from astuner.backbone.debug.checkpoint import TrainState
+from astuner.backbone.debug.run import batch_for, plan_steps
+
+TASKS = [Task(task_id=str(i), main_query="q") for i in range(10)]
+
+
+def test_plan_steps():
+    assert plan_steps(10, 4, 3, None) == 6  # two full batches per epoch
+    assert plan_steps(10, 4, 3, 5) == 5
+    assert plan_steps(2, 4, 2, None) == 2  # fewer tasks than a batch: one step per epoch
+
+
+def test_batches_cover_an_epoch_then_reshuffle_deterministically():
+    state, seen = TrainState(), []
+    for _ in range(2):
+        batch, state = batch_for(TASKS, state, 5, seed=0)
+        seen += [t.task_id for t in batch]
+    assert sorted(seen) == [str(i) for i in range(10)] and state == TrainState(step=2, epoch=0, batch_index=2)
+    batch, state = batch_for(TASKS, state, 5, seed=0)
+    assert state == TrainState(step=3, epoch=1, batch_index=1)
+    again, _ = batch_for(TASKS, TrainState(step=2, epoch=0, batch_index=2), 5, seed=0)
+    assert [t.task_id for t in again] == [t.task_id for t in batch]  # resuming reads the same batch

