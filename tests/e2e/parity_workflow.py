@@ -1,4 +1,4 @@
-"""A test workflow with a reward that always varies inside a group: the parity of the reply length."""
+"""A test workflow whose reward varies inside a group: the parity of the sum of the sampled ids."""
 
 from astuner import Workflow, WorkflowOutput
 
@@ -6,5 +6,5 @@ from astuner import Workflow, WorkflowOutput
 class ParityWorkflow(Workflow):
     async def execute(self, workflow_task, model_tuner):
         await model_tuner([{"role": "user", "content": workflow_task.task.main_query}])
-        n = len(model_tuner.calls[-1].response_ids)
-        return WorkflowOutput(reward=float(n % 2), is_success=n % 2 == 1)
+        odd = sum(model_tuner.calls[-1].response_ids) % 2
+        return WorkflowOutput(reward=float(odd), is_success=bool(odd))
