@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.with_ray and loaded.backbone == "debug":
         logger.warning("--with-ray has no effect with --backbone=debug (it runs in one process, without Ray)")
     if args.with_logview:
-        logger.warning("--with-logview has no effect yet: the trajectory viewer is not part of this version "
-                       "(records are in launcher_record/<experiment>/trajectories/)")
+        logger.warning(
+            "--with-logview has no effect yet: the trajectory viewer is not part of this version "
+            "(records are in launcher_record/<experiment>/trajectories/)"
+        )
     if args.dry_run:
         sys.stdout.write(loaded.to_yaml())
         return 0

@@ -52,7 +52,7 @@ class VllmWeightSync:
     def export(self, state: dict[str, torch.Tensor]) -> float:
         """Write ``state`` as ``model.safetensors`` atomically; returns seconds."""
         start = time.monotonic()
-        tensors = {k: v.detach().to(self.dtype).contiguous() for k, v in state.items()}
+        tensors = {k: v.detach().to(self.dtype).cpu().contiguous() for k, v in state.items()}
         tmp = self.export_dir / f".model.safetensors.tmp-{os.getpid()}"
         save_file(tensors, str(tmp), metadata={"format": "pt"})
         os.replace(tmp, self.export_dir / "model.safetensors")

@@ -165,12 +165,13 @@ class ModelTuner(ChatModelBase):
             }
             for n in chosen
         ]
+        # "required": at least one call (several allowed); a named tool: exactly one call, then the reply ends.
         fmt = {
             "type": "triggered_tags",
             "triggers": ["<tool_call>"],
             "tags": tags,
             "at_least_one": True,
-            "stop_after_first": False,
+            "stop_after_first": tool_choice != "required",
         }
         return {"structural_tag": json.dumps({"type": "structural_tag", "format": fmt})}
 

@@ -94,7 +94,7 @@ def test_seed_workflow_on_gsm8k(vllm, smollm2_dir, gsm8k_dir):
 
 
 class ToolLoop(Workflow):
-    """Two turns: a forced tool call, the sandboxed tool's result, then a free answer."""
+    """Two turns: one forced call of the named tool, the sandboxed tool's result, then a free answer."""
 
     async def execute(self, workflow_task, model_tuner):
         formatter = DashScopeChatFormatter()
@@ -102,7 +102,7 @@ class ToolLoop(Workflow):
             Msg("system", "You solve math with Python.", "system"),
             Msg("user", workflow_task.task.main_query, "user"),
         ]
-        first = await model_tuner(await formatter.format(history), tools=TOOLS, tool_choice="required")
+        first = await model_tuner(await formatter.format(history), tools=TOOLS, tool_choice="execute_python_code")
         history.append(Msg("assistant", list(first.content), "assistant"))
         for block in first.content:
             if block["type"] == "tool_use":

@@ -96,7 +96,12 @@ def test_required_tool_choice_constrains_decoding(smollm2_tokenizer):
     tuner, engine = make(smollm2_tokenizer, [CALL])
     run(tuner([{"role": "user", "content": "q"}], tools=TOOLS, tool_choice="required"))
     tag = json.loads(engine.requests[0][1].structured["structural_tag"])
-    assert tag["format"]["at_least_one"] is True
+    assert tag["format"]["at_least_one"] is True and tag["format"]["stop_after_first"] is False
+    run(tuner([{"role": "user", "content": "q"}], tools=TOOLS, tool_choice="execute_python_code"))
+    named = json.loads(engine.requests[1][1].structured["structural_tag"])["format"]
+    assert named["stop_after_first"] is True and [t["begin"] for t in named["tags"]] == [
+        '<tool_call>\n{"name": "execute_python_code", "arguments": '
+    ]
     assert tag["format"]["tags"][0]["content"]["json_schema"]["required"] == ["code"]
 
 

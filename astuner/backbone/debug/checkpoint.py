@@ -52,7 +52,7 @@ def save_checkpoint(root: Path, trainer: PolicyTrainer, state: TrainState) -> Pa
     tmp = root / f".step_{state.step}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().contiguous().clone() for k, v in trainer.trainable_state().items()}
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in trainer.trainable_state().items()}
     save_file(weights, str(tmp / "weights.safetensors"))
     torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
     meta: dict[str, Any] = {**asdict(state), "rng": _rng_state(), "weights_sha256": trainer.weights_hash()}

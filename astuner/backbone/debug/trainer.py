@@ -73,7 +73,9 @@ class PolicyTrainer:
                     task_type="CAUSAL_LM",
                 ),
             )
-        self.model = model
+        # On a machine with a GPU the update runs there; everything else (the loop, the workflow) stays put.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device)
         self.model.train()
         self.pad_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else 0)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -81,7 +83,8 @@ class PolicyTrainer:
         self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, foreach=False)
         self.reference = None
         if cfg.algorithm.kl_coef > 0:
-            self.reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+            self.reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+            self.reference = self.reference.to(self.device).eval()
             for p in self.reference.parameters():
                 p.requires_grad_(False)
         n_train = sum(p.numel() for p in params)
@@ -126,7 +129,7 @@ class PolicyTrainer:
         """Logprobs of the response tokens. The LM head (576 x 49k for SmolLM2, a fifth of the compute)
         runs only at the positions that predict response tokens, not over the whole prompt."""
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.debug.bf16_autocast):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.debug.bf16_autocast):
             hidden = base.model(input_ids=b["ids"], attention_mask=b["attn"]).last_hidden_state
             picked = torch.gather(hidden, 1, b["positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
             logits = base.lm_head(picked)
@@ -163,7 +166,7 @@ class PolicyTrainer:
         sums = {"loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0, "kl_ref": 0.0}
         batches = self.micro_batches(items)
         for mb in batches:
-            b = self._batch(mb)
+            b = {k: v.to(self.device) for k, v in self._batch(mb).items()}
             logp = self._token_logprobs(self.model, b)
             loss, stats = ppo_clip_loss(logp, b["old"], b["adv"], b["mask"], a.clip_ratio_low, a.clip_ratio_high)
             if self.reference is not None:
@@ -204,7 +207,7 @@ class PolicyTrainer:
     def sequence_logprobs(self, ids: Sequence[int]) -> list[float]:
         """Logprob of each token of ``ids`` given the ones before (fp32, no autocast): sync checks."""
         self.model.eval()
-        logits = self.model(input_ids=torch.tensor([list(ids)])).logits.float()
+        logits = self.model(input_ids=torch.tensor([list(ids)], device=self.device)).logits.float().cpu()
         self.model.train()
         logp = torch.log_softmax(logits[0, :-1], dim=-1)
         return logp.gather(1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1).tolist()
@@ -245,5 +248,5 @@ class PolicyTrainer:
         h = hashlib.sha256()
         for name, tensor in sorted(self.trainable_state().items()):
             h.update(name.encode())
-            h.update(tensor.detach().contiguous().float().numpy().tobytes())
+            h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
