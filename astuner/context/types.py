@@ -7,8 +7,14 @@ is what a trainer consumes: prompt ids, response ids with a loss mask (1 = sampl
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data (anything else becomes its ``str``), for records."""
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
 
 
 @dataclass

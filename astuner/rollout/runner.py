@@ -24,7 +24,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from astuner.context.merge import merge_calls
-from astuner.context.types import LLMCall, Sample
+from astuner.context.types import LLMCall, Sample, jsonable
 from astuner.engine.protocol import Engine
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.task_reader.task import Task
@@ -86,7 +86,7 @@ class Episode:
             "madness": self.madness,
             "error": self.error,
             "context_overflow": self.context_overflow,
-            "output_metadata": _jsonable(self.output_metadata),
+            "output_metadata": jsonable(self.output_metadata),
             "metrics": self.metrics,
             "calls": [c.to_dict() for c in self.calls],
             "samples": [s.to_dict() for s in self.samples],
@@ -212,9 +212,3 @@ class RolloutRunner:
             "spliced_turns": sum(c.spliced for c in episode.calls),
             "seconds": round(seconds, 3),
         }
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=str))

@@ -25,7 +25,7 @@ from agentscope.message import TextBlock, ToolUseBlock
 from agentscope.model import ChatModelBase, ChatResponse
 from agentscope.model._model_usage import ChatUsage
 
-from astuner.context.types import LLMCall
+from astuner.context.types import LLMCall, jsonable
 from astuner.engine.protocol import Engine, SamplingParams
 from astuner.rollout.madness import nonsense_reason, toolcall_reason
 from astuner.tuner.chat_render import ChatRenderer, SampledTurn, turn_key
@@ -213,8 +213,8 @@ class ModelTuner(ChatModelBase):
             response_ids=list(ids),
             logprobs=list(logprobs),
             finish_reason=finish,
-            messages=_jsonable(messages),
-            tools=_jsonable(tools),
+            messages=jsonable(messages),
+            tools=jsonable(tools),
             response_text=text,
             spliced=rendered.spliced,
             drift=rendered.drift,
@@ -231,7 +231,3 @@ def _parameters(tools: list[dict[str, Any]] | None, name: str) -> dict[str, Any]
         if t.get("function", {}).get("name") == name:
             return t["function"].get("parameters") or {"type": "object"}
     return {"type": "object"}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str)) if value is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import random
 import statistics
@@ -113,8 +114,6 @@ class DebugRun:
         path = self.experiment.metrics_path
         if not path.is_file():
             return
-        import json
-
         keep, moved = [], []
         for line in path.read_text().splitlines():
             (moved if json.loads(line).get("step", 0) > step else keep).append(line)
