@@ -163,7 +163,6 @@ class DebugRun:
         items = self._train_items(episodes, metrics)
         if trainer is not None and items:
             bar = tqdm(
-                total=len(trainer.micro_batches(items)),
                 desc=f"step {state.step}/{total} update",
                 unit="mb",
                 file=sys.stderr,

@@ -141,17 +141,13 @@ class PolicyTrainer:
         budget = self.cfg.debug.micro_batch_tokens
         ordered = sorted(items, key=lambda i: -(len(i.sample.prompt_ids) + len(i.sample.response_ids)))
         batches: list[list[TrainItem]] = []
+        width = 0  # padded length of the current micro-batch: its first (longest) sample's bucket
         for item in ordered:
-            n = len(item.sample.prompt_ids) + len(item.sample.response_ids)
-            if (
-                batches
-                and _bucket(max(n, *(len(i.sample.prompt_ids) + len(i.sample.response_ids) for i in batches[-1])))
-                * (len(batches[-1]) + 1)
-                <= budget
-            ):
+            if batches and width * (len(batches[-1]) + 1) <= budget:
                 batches[-1].append(item)
             else:
                 batches.append([item])
+                width = _bucket(len(item.sample.prompt_ids) + len(item.sample.response_ids))
         return batches
 
     # ---- update --------------------------------------------------------------------------
@@ -165,6 +161,8 @@ class PolicyTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         sums = {"loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0, "kl_ref": 0.0}
         batches = self.micro_batches(items)
+        if progress is not None:
+            progress.reset(total=len(batches))
         for mb in batches:
             b = {k: v.to(self.device) for k, v in self._batch(mb).items()}
             logp = self._token_logprobs(self.model, b)
