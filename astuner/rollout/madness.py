@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from astuner.tuner.chat_render import ParsedToolCall
+from astuner.tuner.chat_render import ParsedToolCall, tool_parameters
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -91,7 +91,7 @@ def _schema_errors(args: dict[str, Any], schema: dict[str, Any]) -> str | None:
 
 def toolcall_reason(calls: Sequence[ParsedToolCall], tools: Sequence[dict[str, Any]] | None) -> str | None:
     """The first reason a reply's tool calls cannot be executed as written, or None."""
-    schemas = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools or [] if "function" in t}
+    schemas = tool_parameters(tools)
     for call in calls:
         if call.error:
             return call.error

@@ -63,6 +63,15 @@ def _arguments(raw: Any) -> Any:
     return raw
 
 
+def tool_parameters(tools: Sequence[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """The JSON-schema parameters of each offered tool, by name (OpenAI-style tool list)."""
+    return {
+        t["function"]["name"]: t["function"].get("parameters") or {"type": "object"}
+        for t in tools or []
+        if isinstance(t, dict) and "function" in t
+    }
+
+
 def turn_key(text: str, tool_calls: Sequence[tuple[str, Any]]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """Identity of an assistant turn as AgentScope hands it back: its text and its tool calls."""
     return text.strip(), tuple((name, canonical_json(args)) for name, args in tool_calls)

@@ -28,7 +28,7 @@ from agentscope.model._model_usage import ChatUsage
 from astuner.context.types import LLMCall, jsonable
 from astuner.engine.protocol import Engine, SamplingParams
 from astuner.rollout.madness import nonsense_reason, toolcall_reason
-from astuner.tuner.chat_render import ChatRenderer, SampledTurn, turn_key
+from astuner.tuner.chat_render import ChatRenderer, SampledTurn, tool_parameters, turn_key
 
 SAMPLING_KWARGS = ("temperature", "top_p", "top_k", "max_tokens")
 
@@ -145,7 +145,8 @@ class ModelTuner(ChatModelBase):
             if tool_choice not in (None, "auto", "none"):
                 raise ValueError("ModelTuner cannot combine structured_model with tool_choice=" + repr(tool_choice))
             return {"json": structured_model.model_json_schema()}
-        names = [t["function"]["name"] for t in tools or [] if "function" in t]
+        parameters = tool_parameters(tools)
+        names = list(parameters)
         if tool_choice in (None, "auto", "none"):
             return None
         if tool_choice != "required" and tool_choice not in names:
@@ -160,7 +161,7 @@ class ModelTuner(ChatModelBase):
             {
                 "type": "tag",
                 "begin": '<tool_call>\n{"name": ' + json.dumps(n) + ', "arguments": ',
-                "content": {"type": "json_schema", "json_schema": _parameters(tools, n)},
+                "content": {"type": "json_schema", "json_schema": parameters[n]},
                 "end": "}\n</tool_call>",
             }
             for n in chosen
@@ -224,10 +225,3 @@ class ModelTuner(ChatModelBase):
         )
         self.calls.append(call)
         return call
-
-
-def _parameters(tools: list[dict[str, Any]] | None, name: str) -> dict[str, Any]:
-    for t in tools or []:
-        if t.get("function", {}).get("name") == name:
-            return t["function"].get("parameters") or {"type": "object"}
-    return {"type": "object"}
