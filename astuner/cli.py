@@ -28,6 +28,10 @@ examples:
       train with Trinity-RFT on a local Ray head owned by astuner
   astuner --conf my.yaml --exp-dir /data/records --resume
       continue /data/records/my/
+  astuner --conf tutorial/example_math_agent/math_agent.yaml --with-logview
+      train and serve the trajectory viewer next to the run (its URL is printed)
+  astuner logview launcher_record/math_agent
+      view any past or running experiment (see: astuner logview --help)
 
 Records go to launcher_record/<experiment>/ (experiment = the YAML's file name without .yaml,
 or astuner.experiment_name): config.yaml, astuner.log, metrics.jsonl, trajectories/, checkpoints/.
@@ -62,7 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--with-logview",
         action="store_true",
-        help="serve the token-level trajectory viewer on 127.0.0.1 next to the run",
+        help="serve the token-level trajectory viewer next to the run (a free port on 127.0.0.1; the URL is printed)",
+    )
+    p.add_argument(
+        "--logview-host",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="bind address of --with-logview, e.g. --logview-host 0.0.0.0 (anyone who reaches the machine can read "
+        "the trajectories; a warning is printed)",
     )
     p.add_argument(
         "--exp-dir",
@@ -115,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     from astuner.records import RecordsError, open_experiment
     from astuner.task_reader import TaskReaderError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["logview"]:
+        from astuner.logview.cli import main as logview_main
+
+        return logview_main(argv[1:])
     args = build_parser().parse_args(argv)
     _setup_console_logging()
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -126,11 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning(w)
     if args.with_ray and loaded.backbone == "debug":
         logger.warning("--with-ray has no effect with --backbone=debug (it runs in one process, without Ray)")
-    if args.with_logview:
-        logger.warning(
-            "--with-logview has no effect yet: the trajectory viewer is not part of this version "
-            "(records are in launcher_record/<experiment>/trajectories/)"
-        )
     if args.dry_run:
         sys.stdout.write(loaded.to_yaml())
         return 0
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         experiment.write_config(loaded.to_yaml())
         logger.add(experiment.log_path, level="DEBUG", enqueue=False)
         logger.info(f"experiment {loaded.experiment_name}: records in {experiment.root}")
+        viewer = _start_logview(experiment.root, args.logview_host) if args.with_logview else None
         try:
             from astuner.backbone import run_backbone
 
@@ -155,6 +167,26 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             logger.warning("interrupted; records kept in {}", experiment.root)
             return 130
+        finally:
+            if viewer is not None:
+                viewer.close()
+
+
+def _start_logview(root: Path, host: str):
+    """Start the viewer next to the run; a viewer that cannot start costs a warning, not the run."""
+    from astuner.logview.cli import bind_warning
+    from astuner.logview.process import LogviewProcess, LogviewStartError
+
+    viewer = LogviewProcess(root, root / "logview.log", host=host)
+    try:
+        url = viewer.start()
+    except LogviewStartError as exc:
+        logger.warning(f"--with-logview: {exc}")
+        return None
+    if bind_warning(host):
+        logger.warning(bind_warning(host))
+    logger.info(f"logview: {url}  (stopped with the run; later: astuner logview {root})")
+    return viewer
 
 
 if __name__ == "__main__":

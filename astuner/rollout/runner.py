@@ -56,6 +56,7 @@ class Episode:
         status: ``ok``, ``failed`` (the workflow or judge raised, or the reward was not a number)
             or ``timeout``.
         reward / is_success: final values (after madness); None for failed episodes.
+        advantage: set by the backbone once advantages are computed (None: not trained on).
         madness: triggered checks from the checklist; the reward was forced to agent_madness_reward.
         samples: training samples (empty for failed episodes).
         metrics: calls, samples, tokens merged vs unmerged, drift, generated tokens, seconds.
@@ -67,6 +68,7 @@ class Episode:
     status: str
     reward: float | None = None
     is_success: bool | None = None
+    advantage: float | None = None
     madness: list[str] = field(default_factory=list)
     error: str | None = None
     context_overflow: bool = False
@@ -83,6 +85,7 @@ class Episode:
             "status": self.status,
             "reward": self.reward,
             "is_success": self.is_success,
+            "advantage": self.advantage,
             "madness": self.madness,
             "error": self.error,
             "context_overflow": self.context_overflow,

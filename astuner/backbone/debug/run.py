@@ -72,6 +72,7 @@ class DebugRun:
         cfg = self.cfg
         model_dir = resolve_model_path(cfg.model.path or "")
         tokenizer = load_tokenizer(model_dir)
+        self.experiment.save_tokenizer(tokenizer)
         trainer = None
         if not cfg.debug.rollout_only:
             from astuner.backbone.debug.trainer import PolicyTrainer
@@ -203,6 +204,8 @@ class DebugRun:
         advantages = compute_advantages(a.adv_estimator, rewards, groups, a.norm_adv_by_std) if ok else []
         metrics["zero_signal_groups"] = zero_signal_groups(rewards, groups) if ok else 0
         metrics["advantage_abs_mean"] = statistics.fmean(abs(x) for x in advantages) if advantages else 0.0
+        for e, adv in zip(ok, advantages, strict=True):
+            e.advantage = adv  # recorded with the episode (logview shows it)
         items = [
             TrainItem(s, adv)
             for e, adv in zip(ok, advantages, strict=True)

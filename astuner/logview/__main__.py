@@ -1,0 +1,5 @@
+import sys
+
+from astuner.logview.cli import main
+
+sys.exit(main())
