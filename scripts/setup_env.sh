@@ -32,4 +32,19 @@ if ! .venv-vllm/bin/python -c "import vllm" >/dev/null 2>&1; then
   # transformers ('torchvision::nms'); a text model needs none of them.
   .venv-vllm/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 fi
+# logview's browser tests drive a real headless Chromium: Debian's chromium and its matching
+# chromedriver (Selenium is given the driver's path, so it never downloads one).
+if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -n "$sudo" ] && ! command -v sudo >/dev/null; then
+    echo "[setup] chromium + chromium-driver are missing and this user cannot apt-get install them;" \
+      "logview's browser tests will fail until they are installed" >&2
+  else
+    echo "[setup] installing chromium and chromium-driver (apt) for logview's browser tests"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+      fonts-dejavu-core >/dev/null
+  fi
+fi
 echo "[setup] done: .venv (astuner) and .venv-vllm (engine)"

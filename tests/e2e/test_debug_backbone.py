@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from astuner.config import load_config
-from astuner.engine.vllm_server import stop_process_group
 from astuner.model import resolve_model_path
+from astuner.processes import stop_process_group
 from astuner.rollout.build import vllm_server
 from tests.conftest import SEED_HEADER
 

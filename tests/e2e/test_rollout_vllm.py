@@ -13,10 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from agentscope.formatter import DashScopeChatFormatter
-from agentscope.message import Msg, ToolResultBlock
 
-from astuner import Workflow, WorkflowOutput
 from astuner.config import load_config
 from astuner.engine.vllm_client import VllmEngine
 from astuner.rollout.build import build_runner, load_tokenizer
@@ -24,28 +21,12 @@ from astuner.rollout.runner import RolloutRunner
 from astuner.task_judge.math_answer_as_judge import MathAnswerAsJudge
 from astuner.task_reader import RowFields
 from astuner.task_reader.dataset_file import DatasetFileReader
-from astuner.tool import execute_python_code
 from astuner.tuner.chat_render import ChatRenderer
 from tests.conftest import REPO, TUTORIAL_YAML
 from tests.e2e.conftest import E2E_MAX_MODEL_LEN
+from tests.e2e.tool_loop_workflow import ToolLoop
 
 pytestmark = pytest.mark.e2e
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "execute_python_code",
-            "description": "Run Python code and return its output.",
-            # maxLength keeps the constrained call short enough to close within max_tokens
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string", "maxLength": 80}},
-                "required": ["code"],
-            },
-        },
-    }
-]
 
 
 def tutorial_config():
@@ -91,35 +72,6 @@ def test_seed_workflow_on_gsm8k(vllm, smollm2_dir, gsm8k_dir):
             assert all(math.isfinite(lp) and lp <= 0.0 for lp in sampled)
             assert len(s.prompt_ids) <= loaded.astuner.data.max_prompt_length
         assert e.metrics["generated_tokens"] == sum(len(c.response_ids) for c in e.calls) > 0
-
-
-class ToolLoop(Workflow):
-    """Two turns: one forced call of the named tool, the sandboxed tool's result, then a free answer."""
-
-    async def execute(self, workflow_task, model_tuner):
-        formatter = DashScopeChatFormatter()
-        history = [
-            Msg("system", "You solve math with Python.", "system"),
-            Msg("user", workflow_task.task.main_query, "user"),
-        ]
-        first = await model_tuner(await formatter.format(history), tools=TOOLS, tool_choice="execute_python_code")
-        history.append(Msg("assistant", list(first.content), "assistant"))
-        for block in first.content:
-            if block["type"] == "tool_use":
-                result = await execute_python_code(**block["input"])
-                history.append(
-                    Msg(
-                        "system",
-                        [
-                            ToolResultBlock(
-                                type="tool_result", id=block["id"], name=block["name"], output=result.content
-                            )
-                        ],
-                        "system",
-                    )
-                )
-        second = await model_tuner(await formatter.format(history), tools=TOOLS, max_tokens=64)
-        return WorkflowOutput(reward=1.0, metadata={"final_answer": str(second.content)})
 
 
 def test_multi_turn_tool_loop_merges_token_exactly(vllm, smollm2_dir, gsm8k_dir):
@@ -177,7 +129,8 @@ def test_start_failure_reports_the_log(tmp_path, smollm2_dir):
 
 
 def test_keep_alive_server_is_reused_only_with_identical_arguments(tmp_path, smollm2_dir, monkeypatch):
-    from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python, stop_process_group
+    from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
+    from astuner.processes import stop_process_group
 
     monkeypatch.setenv("ASTUNER_CACHE", str(tmp_path / "cache"))
     spec = VllmServerSpec(

@@ -21,7 +21,7 @@ from astuner.records import open_experiment
 from astuner.records.trajectories import write_step
 from astuner.rollout.runner import Episode
 
-XSS = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 BIG_TOKENS = 10_000
 
 
@@ -65,7 +65,10 @@ def _two_call_episode(tok) -> Episode:
     """call 0 asks for a tool; the tool's output is context (mask 0); call 1 answers."""
     q = "What is 17 * 23?"
     p0 = _ids(tok, f"<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n")
-    r0 = _ids(tok, '<tool_call>\n{"name": "execute_python_code", "arguments": {"code": "print(17*23)"}}\n</tool_call><|im_end|>')
+    r0 = _ids(
+        tok,
+        '<tool_call>\n{"name": "execute_python_code", "arguments": {"code": "print(17*23)"}}\n</tool_call><|im_end|>',
+    )
     ctx = _ids(tok, "\n<|im_start|>user\n<tool_response>\n391\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
     r1 = _ids(tok, "The answer is \\boxed{391}.<|im_end|>")
     lp0, lp1 = [-0.05] * len(r0), [-2.5] * len(r1)
@@ -151,7 +154,7 @@ def records(tmp_path_factory, smollm2_tokenizer) -> Path:
             "task-fail",
             0,
             "failed",
-            error="Traceback (most recent call last):\n  File \"wf.py\", line 3\nRuntimeError: the tool server is down",
+            error='Traceback (most recent call last):\n  File "wf.py", line 3\nRuntimeError: the tool server is down',
             metrics={"seconds": 0.1},
         )
     )
@@ -161,7 +164,9 @@ def records(tmp_path_factory, smollm2_tokenizer) -> Path:
     write_step(exp.trajectories_dir, 1, step1)
 
     step2 = [
-        _episode(tok, f"s2-t{i // 8}-r{i % 8}", f"task-{i // 8:03d}", (i % 3) / 2, (i % 3) - 1.0, question="1+1?", answer="2")
+        _episode(
+            tok, f"s2-t{i // 8}-r{i % 8}", f"task-{i // 8:03d}", (i % 3) / 2, (i % 3) - 1.0, question="1+1?", answer="2"
+        )
         for i in range(999)
     ]
     big = _episode(tok, "s2-big-r0", "task-big", 0.5, 0.3, question="Count.", answer="x")

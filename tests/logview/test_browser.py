@@ -142,9 +142,7 @@ def test_ten_thousand_token_sample_renders_lazily(browser, viewer_url):
     assert len(css(browser, "#tokens .tok")) == total
 
 
-@pytest.mark.parametrize(
-    "route", ["#/step/train/1", "#/episode/train/1/s1-xss-r0", "#/sample/train/1/s1-xss-r0/0"]
-)
+@pytest.mark.parametrize("route", ["#/step/train/1", "#/episode/train/1/s1-xss-r0", "#/sample/train/1/s1-xss-r0/0"])
 def test_trajectory_text_never_runs(browser, viewer_url, route):
     open_page(browser, viewer_url + route)
     assert browser.execute_script("return window.__xss === undefined")
