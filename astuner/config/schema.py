@@ -130,6 +130,12 @@ class RolloutConfig:
     max_response_length_in_one_turn: int = _f(1024, "Most tokens the model may generate in one LLM call.", min=1)
     max_model_len: int = _f(13000, "Context length of the inference engine (prompt + response).", min=1)
     episode_timeout: float = _f(900.0, "Seconds one episode may run before it is failed as timed out.", min=1.0)
+    hang_timeout: float = _f(
+        600.0,
+        "Seconds without any finished episode or engine completion after which the step fails as hung, "
+        "with a report of what every episode waits for (0 = never).",
+        min=0.0,
+    )
     engine: EngineConfig = _sub(EngineConfig, "The inference engine astuner starts (debug backbone).")
 
 

@@ -29,6 +29,7 @@ def rollout_settings(cfg: AstunerConfig) -> RolloutSettings:
         num_repeat=r.num_repeat,
         max_env_worker=r.max_env_worker,
         episode_timeout=r.episode_timeout,
+        hang_timeout=r.hang_timeout,
         madness_checklist=tuple(r.compute_madness_checklist),
         madness_reward=r.agent_madness_reward,
         max_prompt_length=d.max_prompt_length,

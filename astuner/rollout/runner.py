@@ -11,9 +11,12 @@ calls are merged into training samples. Episodes of the same task form one group
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -46,6 +49,72 @@ class RolloutSettings:
     max_response_length: int
     max_samples_per_task: int
     tuner: TunerSettings
+    hang_timeout: float = 600.0
+
+
+class RolloutHangError(RuntimeError):
+    """Nothing finished and the engine answered nothing for ``rollout.hang_timeout`` seconds."""
+
+
+class _Activity:
+    """What every episode of a batch is doing right now, for the hang watchdog's report.
+
+    Progress is an episode finishing or an engine completion arriving; phases are ``queued``
+    (waiting for a ``max_env_worker`` slot), ``workflow`` (user code), ``engine`` (a request in
+    flight) and ``judge``.
+    """
+
+    def __init__(self) -> None:
+        self.last_progress = self.heartbeat = time.monotonic()
+        self.phases: dict[str, tuple[str, float]] = {}
+
+    def set(self, episode_id: str, phase: str) -> None:
+        self.phases[episode_id] = (phase, time.monotonic())
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def done(self, episode_id: str) -> None:
+        self.phases.pop(episode_id, None)
+        self.progress()
+
+    def report(self, idle: float) -> str:
+        now, by_phase = time.monotonic(), {}
+        for eid, (phase, since) in self.phases.items():
+            by_phase.setdefault(phase, []).append((now - since, eid))
+        parts = []
+        for phase in ("engine", "workflow", "judge", "queued"):
+            waiting = sorted(by_phase.get(phase, []), reverse=True)
+            if waiting:
+                oldest = ", ".join(f"{eid} ({age:.0f}s)" for age, eid in waiting[:3])
+                parts.append(f"{len(waiting)} in {_PHASE_TEXT[phase]} (longest: {oldest})")
+        return (
+            f"rollout hung: no episode finished and the engine returned nothing for {idle:.0f}s "
+            f"(rollout.hang_timeout); waiting: {'; '.join(parts) or 'nothing'}"
+        )
+
+
+_PHASE_TEXT = {
+    "engine": "an engine request",
+    "workflow": "workflow code",
+    "judge": "the judge",
+    "queued": "the queue for a max_env_worker slot",
+}
+
+
+class _TrackedEngine:
+    """The engine as one episode sees it: marks the episode's phase and every completion."""
+
+    def __init__(self, engine: Engine, activity: _Activity, episode_id: str):
+        self._engine, self._activity, self._episode_id = engine, activity, episode_id
+
+    async def generate(self, prompt_ids, sampling):
+        self._activity.set(self._episode_id, "engine")
+        try:
+            return await self._engine.generate(prompt_ids, sampling)
+        finally:
+            self._activity.progress()
+            self._activity.set(self._episode_id, "workflow")
 
 
 @dataclass
@@ -140,10 +209,13 @@ class RolloutRunner:
             total=len(jobs), desc=f"step {step} {desc}", unit="ep", file=sys.stderr, mininterval=2.0, dynamic_ncols=True
         )
         state = {"failed": 0, "tokens": 0, "start": time.monotonic()}
+        activity = _Activity()
 
         async def one(task: Task, r: int) -> Episode:
+            activity.set(self.episode_id(task, r, step), "queued")
             async with gate:
-                episode = await self.run_episode(task, r, step, tuner or self.settings.tuner)
+                episode = await self.run_episode(task, r, step, tuner or self.settings.tuner, activity)
+            activity.done(episode.episode_id)
             state["failed"] += episode.status != "ok"
             state["tokens"] += int(episode.metrics.get("generated_tokens", 0))
             rate = state["tokens"] / max(1e-6, time.monotonic() - state["start"])
@@ -151,14 +223,55 @@ class RolloutRunner:
             bar.update(1)
             return episode
 
+        episodes = asyncio.ensure_future(asyncio.gather(*(one(t, r) for t, r in jobs)))
         try:
-            return list(await asyncio.gather(*(one(t, r) for t, r in jobs)))
+            if self.settings.hang_timeout <= 0:
+                return list(await episodes)
+            return list(await self._watched(episodes, activity))
         finally:
+            if not episodes.done():
+                episodes.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await episodes
             bar.close()
 
-    async def run_episode(self, task: Task, repeat_index: int, step: int, tuner_settings: TunerSettings) -> Episode:
-        episode_id = f"s{step}-{task.task_id}-r{repeat_index}"
-        tuner = ModelTuner(self.engine, self.renderer, tuner_settings, episode_id=episode_id)
+    async def _watched(self, episodes: asyncio.Future, activity: _Activity) -> list[Episode]:
+        """Await ``episodes``; raise RolloutHangError when nothing progresses for hang_timeout.
+
+        The check runs in the event loop, so it needs the loop to turn. A workflow that blocks the
+        loop with synchronous code is caught by a thread instead (``_BlockedLoopWatch``).
+        """
+        limit = self.settings.hang_timeout
+        tick = min(5.0, limit / 4)
+        with _BlockedLoopWatch(activity, limit):
+            while True:
+                done, _ = await asyncio.wait({episodes}, timeout=tick)
+                if done:
+                    return episodes.result()
+                activity.heartbeat = time.monotonic()
+                idle = time.monotonic() - activity.last_progress
+                if idle >= limit:
+                    message = activity.report(idle)
+                    logger.error(message)
+                    raise RolloutHangError(message)
+
+    @staticmethod
+    def episode_id(task: Task, repeat_index: int, step: int) -> str:
+        return f"s{step}-{task.task_id}-r{repeat_index}"
+
+    async def run_episode(
+        self,
+        task: Task,
+        repeat_index: int,
+        step: int,
+        tuner_settings: TunerSettings,
+        activity: _Activity | None = None,
+    ) -> Episode:
+        episode_id = self.episode_id(task, repeat_index, step)
+        activity = activity or _Activity()
+        activity.set(episode_id, "workflow")
+        engine = _TrackedEngine(self.engine, activity, episode_id)
+        tuner = ModelTuner(engine, self.renderer, tuner_settings, episode_id=episode_id)
         wtask = WorkflowTask(task=task, episode_id=episode_id, repeat_index=repeat_index)
         started = time.monotonic()
         episode = Episode(episode_id=episode_id, task_id=task.task_id, repeat_index=repeat_index, status="ok")
@@ -170,6 +283,7 @@ class RolloutRunner:
                     "expected WorkflowOutput"
                 )
             episode.output_metadata = dict(output.metadata)
+            activity.set(episode_id, "judge")
             episode.reward, episode.is_success = await self._score(wtask, output)
         except asyncio.TimeoutError:
             episode.status = "timeout"
@@ -215,3 +329,63 @@ class RolloutRunner:
             "spliced_turns": sum(c.spliced for c in episode.calls),
             "seconds": round(seconds, 3),
         }
+
+
+class _BlockedLoopWatch:
+    """A thread that notices when the event loop itself stops turning.
+
+    A workflow that calls blocking code (``time.sleep``, a synchronous HTTP call that never
+    returns) freezes the loop, so no coroutine can notice. This thread can: when the loop's
+    heartbeat is older than ``limit`` it logs where the loop's thread is stuck and, when the loop
+    runs in the main thread, raises ``RolloutHangError`` right there (via SIGUSR1, whose handler
+    runs in the main thread as soon as the blocking call returns to Python). The blocking
+    episode then fails like any other exception in user code, and the step goes on. Elsewhere it
+    only logs: a signal cannot be aimed at another thread's Python code.
+    """
+
+    def __init__(self, activity: _Activity, limit: float):
+        self.activity, self.limit = activity, limit
+        self.loop_thread = threading.get_ident()
+        self.in_main = self.loop_thread == threading.main_thread().ident
+        self._message = ""
+        self._fired_at = 0.0
+        self._previous: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="astuner-hang-watch", daemon=True)
+
+    def __enter__(self) -> _BlockedLoopWatch:
+        if self.in_main:
+            self._previous = signal.signal(signal.SIGUSR1, self._raise_in_loop)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self.in_main:
+            signal.signal(signal.SIGUSR1, self._previous)
+
+    def _raise_in_loop(self, signum: int, frame: Any) -> None:
+        # only while the loop is still stuck where the thread saw it (not if it moved on meanwhile)
+        if self._message and self.activity.heartbeat == self._fired_at:
+            message, self._message = self._message, ""
+            raise RolloutHangError(message)
+
+    def _watch(self) -> None:
+        tick = min(5.0, self.limit / 4)
+        reported = 0.0
+        while not self._stop.wait(tick):
+            blocked = time.monotonic() - max(self.activity.heartbeat, reported)
+            if blocked < self.limit + tick:
+                continue
+            frame = sys._current_frames().get(self.loop_thread)
+            where = "".join(traceback.format_stack(frame, limit=4)) if frame else "(unknown)\n"
+            self._message = (
+                f"the event loop was blocked for {blocked:.0f}s (rollout.hang_timeout) by synchronous code "
+                f"in a workflow or judge, at:\n{where}"
+            )
+            logger.error(f"rollout hung: {self._message.rstrip()}")
+            self._fired_at = self.activity.heartbeat
+            if self.in_main:
+                signal.pthread_kill(self.loop_thread, signal.SIGUSR1)
+            reported = time.monotonic()  # one report per blocking stretch
