@@ -16,6 +16,10 @@ from typing import Any
 
 from astuner.config.errors import ConfigError, ConfigIssue
 from astuner.config.schema import AstunerConfig
+from astuner.records.experiment import EXPERIMENT_NAME
+
+# estimators that compare episodes of one task with each other (they need num_repeat >= 2)
+GROUP_ESTIMATORS = ("grpo", "rloo")
 
 Source = Callable[[str], str]
 
@@ -86,6 +90,15 @@ class _Walker:
     def issue(self, path: str, message: str) -> None:
         self.issues.append(ConfigIssue(path, message, self.source(path)))
 
+    def missing(self, path: str, message: str) -> None:
+        """A required key left unset: the fix goes into the user's YAML, so name that file, not
+        the defaults file whose null was kept."""
+        where = self.source(path)
+        user_file = getattr(self.source, "display", None)
+        if user_file and where not in (user_file, "command line"):
+            where = user_file
+        self.issues.append(ConfigIssue(path, message, where))
+
     def build(self, cls: type, data: Any, path: str) -> Any:
         """Return an instance of ``cls`` built from ``data``; record problems and keep defaults for them."""
         if data is None:
@@ -144,17 +157,35 @@ def _cross_checks(cfg: AstunerConfig, w: _Walker) -> None:
             f"= {r.max_response_length_in_one_turn} exceeds rollout.max_model_len = {r.max_model_len}; "
             "lower it or raise max_model_len",
         )
-    if r.agentscope_workflow is None:
-        w.issue("astuner.rollout.agentscope_workflow", "is required: name your workflow class as 'module->Class'")
-    if cfg.model.path is None:
-        w.issue("astuner.model.path", "is required: a local HF model folder or a hub id such as 'Qwen/Qwen2.5-7B'")
-    if tr.type == "huggingface_dat_repo" and not tr.huggingface_dat_repo.dataset_path:
+    if cfg.data.max_prompt_length >= r.max_model_len:
         w.issue(
+            "astuner.data.max_prompt_length",
+            f"= {cfg.data.max_prompt_length} leaves no room to generate within rollout.max_model_len = "
+            f"{r.max_model_len}; lower it below max_model_len",
+        )
+    if r.num_repeat < 2 and cfg.algorithm.adv_estimator in GROUP_ESTIMATORS:
+        w.issue(
+            "astuner.rollout.num_repeat",
+            f"= {r.num_repeat} with algorithm.adv_estimator = {cfg.algorithm.adv_estimator}: it compares episodes of "
+            "the same task, so every advantage would be 0; set num_repeat >= 2 (or adv_estimator: reinforce_plus_plus)",
+        )
+    if cfg.experiment_name is not None and not EXPERIMENT_NAME.match(cfg.experiment_name):
+        w.issue(
+            "astuner.experiment_name",
+            f"= {cfg.experiment_name!r} must be letters, digits, '.', '_' or '-' "
+            "(it names a folder under launcher_record/)",
+        )
+    if r.agentscope_workflow is None:
+        w.missing("astuner.rollout.agentscope_workflow", "is required: name your workflow class as 'module->Class'")
+    if cfg.model.path is None:
+        w.missing("astuner.model.path", "is required: a local HF model folder or a hub id such as 'Qwen/Qwen2.5-7B'")
+    if tr.type == "huggingface_dat_repo" and not tr.huggingface_dat_repo.dataset_path:
+        w.missing(
             "astuner.task_reader.huggingface_dat_repo.dataset_path",
             "is required with task_reader.type: huggingface_dat_repo (e.g. 'openai/gsm8k' or a local folder)",
         )
     if tr.type == "dataset_file" and not tr.dataset_file.training_path:
-        w.issue(
+        w.missing(
             "astuner.task_reader.dataset_file.training_path",
             "is required with task_reader.type: dataset_file (a .jsonl or .parquet file)",
         )

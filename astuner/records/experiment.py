@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class RecordsError(RuntimeError):
@@ -134,7 +134,7 @@ def open_experiment(records_root: Path, name: str, resume: bool) -> Experiment:
         RecordsError: a bad name, an existing run without ``resume``, nothing to resume, or a
             folder locked by another live run.
     """
-    if not _NAME.match(name):
+    if not EXPERIMENT_NAME.match(name):
         raise RecordsError(
             f"experiment name {name!r} must be letters, digits, '.', '_' or '-' (set astuner.experiment_name)"
         )
