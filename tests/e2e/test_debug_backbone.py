@@ -53,9 +53,13 @@ def experiment_yaml(tmp_path_factory, smollm2_dir):
     path = tmp_path_factory.mktemp("debug") / "tiny.yaml"
     path.write_text(yaml.safe_dump(CONFIG, sort_keys=False) + SEED_HEADER)
     yield path
-    # the runs share one kept-alive engine; stop it
-    loaded = load_config(path)
-    server = vllm_server(loaded.astuner, resolve_model_path("builtin:smollm2-135m"), path.parent / "x.log")
+    stop_kept_engine(path)
+
+
+def stop_kept_engine(conf: Path) -> None:
+    """The runs of ``conf`` share one kept-alive engine; stop it."""
+    loaded = load_config(conf)
+    server = vllm_server(loaded.astuner, resolve_model_path("builtin:smollm2-135m"), conf.parent / "x.log")
     if server.state_path.is_file():
         stop_process_group(json.loads(server.state_path.read_text())["pid"], "kept vLLM")
         server.state_path.unlink()
@@ -122,17 +126,47 @@ def test_trains_records_and_syncs(uninterrupted):
     assert "step 4/4: reward" in out
 
 
-def test_sigkill_then_resume_ends_with_identical_weights(experiment_yaml, uninterrupted):
-    root = experiment_yaml.parent / "B"
+def interrupt_at(conf: Path, root: Path, phase: str, step: int, sig: int, timeout: float = 600) -> int:
+    """Start a run, send ``sig`` once astuner.log says it entered ``phase`` of ``step``; return its exit code."""
+    log = root / "tiny" / "astuner.log"
+    proc = astuner(["--conf", str(conf), "--exp-dir", str(root)], conf.parent)
+    marker = f"phase {phase} step {step}"
+    deadline = time.monotonic() + timeout
+    while not (log.is_file() and marker in log.read_text(errors="replace")):
+        assert proc.poll() is None, f"the run ended before '{marker}':\n{proc.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"no '{marker}' in {timeout}s"
+        time.sleep(0.05)
+    os.kill(proc.pid, sig)
+    proc.communicate(timeout=300)
+    return proc.returncode
+
+
+def complete_checkpoints(exp: Path) -> list[str]:
+    """Checkpoint folders under their final name; each must be whole (never half-written)."""
+    names = sorted(p.name for p in (exp / "checkpoints").iterdir() if p.name.startswith("step_"))
+    for name in names:
+        folder = exp / "checkpoints" / name
+        assert {"weights.safetensors", "optimizer.pt", "state.json"} <= {f.name for f in folder.iterdir()}, name
+        json.loads((folder / "state.json").read_text())
+    return names
+
+
+@pytest.mark.parametrize(
+    ("sig", "phase"),
+    [
+        (signal.SIGKILL, "update"),
+        (signal.SIGINT, "rollout"),
+        (signal.SIGKILL, "checkpoint"),
+        (signal.SIGTERM, "weight_sync"),
+    ],
+    ids=["sigkill-update", "sigint-rollout", "sigkill-checkpoint", "sigterm-weight_sync"],
+)
+def test_interrupted_then_resumed_ends_with_identical_weights(experiment_yaml, uninterrupted, sig, phase):
+    root = experiment_yaml.parent / f"{sig.name}-{phase}"
     exp = root / "tiny"
-    proc = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root)], experiment_yaml.parent)
-    deadline = time.monotonic() + 600
-    while not (exp / "checkpoints" / "step_2" / "state.json").is_file():
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its second checkpoint"
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (exp / "checkpoints" / "step_4").exists()
+    code = interrupt_at(experiment_yaml, root, phase, 3, sig)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
+    assert "step_4" not in complete_checkpoints(exp)
 
     again = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root)], experiment_yaml.parent)
     out, _ = again.communicate(timeout=120)
@@ -144,3 +178,4 @@ def test_sigkill_then_resume_ends_with_identical_weights(experiment_yaml, uninte
     assert "resumed from" in out
     assert final_hash(exp) == final_hash(uninterrupted[0])
     assert [r["step"] for r in metrics(exp) if r["phase"] == "train"] == [1, 2, 3, 4]
+    assert complete_checkpoints(exp) == ["step_1", "step_2", "step_3", "step_4"]

@@ -151,6 +151,7 @@ class DebugRun:
                 if state.step % cfg.trainer_common.test_freq == 0 or state.step == total:
                     await self._validate(runner, state.step)
                 if trainer is not None and (state.step % cfg.trainer_common.save_freq == 0 or state.step == total):
+                    logger.debug(f"phase checkpoint step {state.step}")
                     path = save_checkpoint(self.experiment.checkpoints_dir, trainer, state)
                     logger.info(f"checkpoint: {path}")
         finally:
@@ -158,6 +159,8 @@ class DebugRun:
 
     async def _step(self, runner, trainer, sync, batch, state, probe, total) -> None:
         t0 = time.monotonic()
+        # phase lines mark where a step is (in astuner.log), e.g. for an interruption report
+        logger.debug(f"phase rollout step {state.step}")
         episodes = await runner.run(batch, step=state.step, desc=f"/{total} rollout")
         rollout_s = time.monotonic() - t0
         metrics: dict[str, Any] = {"phase": "train", "epoch": state.epoch, **rollout_metrics(episodes, rollout_s)}
@@ -169,11 +172,13 @@ class DebugRun:
                 file=sys.stderr,
                 leave=False,
             )
+            logger.debug(f"phase update step {state.step}")
             try:
                 metrics.update(trainer.update(items, progress=bar))
             finally:
                 bar.close()
             t1 = time.monotonic()
+            logger.debug(f"phase weight_sync step {state.step}")
             metrics.update(sync.push(trainer.engine_state_dict()))
             metrics["sync_seconds"] = time.monotonic() - t1
             engine_lp, trainer_lp = sync.prompt_logprobs(probe), trainer.sequence_logprobs(probe)

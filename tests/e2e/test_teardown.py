@@ -1,0 +1,149 @@
+"""Teardown: whatever way a run ends, nothing it started is left behind.
+
+A debug run with --with-logview and a python-tool workflow (sandbox processes and temp folders)
+ends normally, by an exception after the engine started, by SIGINT and by SIGTERM. While it runs,
+every descendant process is recorded (pid + start time, so a reused pid is not mistaken for an
+orphan); afterwards none may be alive, the engine's and the viewer's ports must be closed, and the
+run's temporary folder must hold nothing astuner created.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SEED_HEADER
+
+pytestmark = pytest.mark.e2e
+HERE = Path(__file__).resolve().parent
+
+CONFIG = {
+    "astuner": {
+        "task_reader": {"type": "arithmetic", "arithmetic": {"num_train": 8, "num_validation": 1}},
+        "data": {"train_batch_size": 2, "max_prompt_length": 768, "max_response_length": 384},
+        "rollout": {
+            "agentscope_workflow": f"{HERE / 'tool_loop_workflow.py'}->ToolLoop",
+            "num_repeat": 2,
+            "max_response_length_in_one_turn": 64,
+            "max_model_len": 1280,
+            "max_num_seqs": 4,
+        },
+        "task_judge": {"judge_protocol": "astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge"},
+        "model": {"path": "builtin:smollm2-135m"},
+        "trainer_common": {"total_training_steps": 2, "val_before_train": False, "test_freq": 100},
+        "debug": {"rollout_only": True},
+    }
+}
+BOOM = """
+from astuner.task_judge.base_judge import BaseJudge
+
+class Boom(BaseJudge):
+    def __init__(self):
+        raise RuntimeError("judge set-up failed (injected)")
+
+    def compute_reward(self, workflow_task, workflow_output):
+        return 0.0, False
+"""
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of a live process, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    if fields[0] == "Z":
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> set[tuple[int, int]]:
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _stat(int(entry))):
+            table[int(entry)] = st
+    out, frontier = set(), {root}
+    while frontier:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in frontier}
+        out |= {(pid, table[pid][1]) for pid in children}
+        frontier = children
+    return out
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run(folder: Path, how: str) -> dict:
+    conf = folder / "teardown.yaml"
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    if how == "exception":
+        (folder / "boom.py").write_text(BOOM)
+        config["astuner"]["task_judge"]["judge_protocol"] = f"{folder / 'boom.py'}->Boom"
+    conf.write_text(yaml.safe_dump(config, sort_keys=False) + SEED_HEADER)
+    tmp = folder / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "astuner", "--conf", str(conf), "--exp-dir", str(folder), "--with-logview"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    seen: set[tuple[int, int]] = set()
+    log = folder / "teardown" / "astuner.log"
+    signalled = False
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        seen |= descendants(proc.pid)
+        if how in ("sigint", "sigterm") and not signalled and log.is_file():
+            if "phase rollout step 1" in log.read_text(errors="replace") and len(seen) > 2:
+                time.sleep(1.0)  # inside the rollout: tool sandboxes may be running
+                seen |= descendants(proc.pid)
+                os.kill(proc.pid, signal.SIGINT if how == "sigint" else signal.SIGTERM)
+                signalled = True
+        time.sleep(0.1)
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    out = "".join(lines)
+    ports = [int(p) for p in re.findall(r"(?:vLLM .* on|logview:) http://127\.0\.0\.1:(\d+)", out)]
+    time.sleep(0.5)
+    return {
+        "code": proc.returncode,
+        "out": out,
+        "seen": seen,
+        "orphans": [(pid, start) for pid, start in seen if (_stat(pid) or (0, None))[1] == start],
+        "ports": ports,
+        "open_ports": [p for p in ports if port_open(p)],
+        "tmp_left": sorted(p.name for p in tmp.iterdir()),
+    }
+
+
+@pytest.mark.parametrize("how", ["normal", "exception", "sigint", "sigterm"])
+def test_nothing_is_left_behind(tmp_path, smollm2_dir, how):
+    r = run(tmp_path, how)
+    expected = {"normal": 0, "exception": 1, "sigint": 130, "sigterm": 130}[how]
+    assert r["code"] == expected, r["out"][-3000:]
+    assert len(r["ports"]) == 2, r["out"][-3000:]  # the engine and the viewer were up
+    assert len(r["seen"]) >= 2  # vLLM and logview (and its own children) were seen running
+    assert r["orphans"] == [], r["out"][-2000:]
+    assert r["open_ports"] == []
+    assert [n for n in r["tmp_left"] if n.startswith("astuner")] == [], r["tmp_left"]
+    if how == "exception":
+        assert "judge set-up failed (injected)" in r["out"]
