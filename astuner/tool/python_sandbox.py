@@ -57,6 +57,7 @@ import shutil
 import signal
 import site
 import stat
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -325,18 +326,41 @@ def _log_layers(layers: tuple[str, ...]) -> None:
     )
 
 
-async def _drain(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, int]:
-    kept, dropped = bytearray(), 0
+class _Output:
+    """What a stream delivered: the first ``cap`` bytes, and how many more were discarded."""
+
+    def __init__(self, cap: int):
+        self.cap, self.kept, self.dropped = cap, bytearray(), 0
+
+    def text(self, name: str) -> str:
+        note = f"\n[{name} truncated: {self.dropped} bytes dropped]" if self.dropped else ""
+        return self.kept.decode("utf-8", "replace") + note
+
+
+async def _drain(stream: asyncio.StreamReader, into: _Output) -> None:
     while chunk := await stream.read(65536):
-        room = cap - len(kept)
-        kept += chunk[:room]
-        dropped += max(0, len(chunk) - room)
-    return bytes(kept), dropped
+        room = into.cap - len(into.kept)
+        into.kept += chunk[:room]
+        into.dropped += max(0, len(chunk) - room)
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Tells when the interpreter itself exits: before 3.12, ``Process.wait()`` also waits for the
+    pipes to close, which a child that left the process group may hold open as long as it likes."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop):
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
 
 
 def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
 
 
 async def _reap_uid(uid: int, gid: int) -> None:
@@ -387,8 +411,10 @@ async def run_sandboxed(code: str, timeout: float, limits: SandboxLimits = DEFAU
             "overmounts": host.overmounts,
         }
         env = {**_ENV, "HOME": workdir, "TMPDIR": workdir}
+        loop = asyncio.get_running_loop()
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _Protocol(limit=1 << 16, loop=loop),
                 sys.executable,
                 "-I",
                 "-c",
@@ -398,26 +424,31 @@ async def run_sandboxed(code: str, timeout: float, limits: SandboxLimits = DEFAU
                 env=env,
                 pass_fds=(report_w,),
                 start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
         finally:
             os.close(report_w)
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = asyncio.gather(_drain(proc.stdout, limits.output_bytes), _drain(proc.stderr, limits.output_bytes))
+        pid = transport.get_pid()
+        out, err = _Output(limits.output_bytes), _Output(limits.output_bytes)
+        assert protocol.stdout is not None and protocol.stderr is not None
+        readers = asyncio.gather(_drain(protocol.stdout, out), _drain(protocol.stderr, err))
         timed_out = False
         try:
-            await asyncio.wait_for(proc.wait(), wall)
+            await asyncio.wait_for(protocol.exited.wait(), wall)
         except asyncio.TimeoutError:
             timed_out = True
         finally:
-            _kill_group(proc.pid)  # children outlive the interpreter otherwise, and hold the pipes open
+            _kill_group(pid)  # children outlive the interpreter otherwise, and hold the pipes open
             if uid is not None:
-                await _reap_uid(uid, gid)  # and those that left the process group with setsid()
-            if proc.returncode is None:
-                await proc.wait()
-        (out, out_dropped), (err, err_dropped) = await readers
+                await _reap_uid(uid, gid)  # and those that left the process group (setsid)
+            await protocol.exited.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                # without the uid layer, a child that left the group may still hold the pipes: stop reading
+                await asyncio.wait_for(readers, 1.0)
+            transport.close()
+        returncode = transport.get_returncode()
         os.set_blocking(report_r, False)
         report = ""
         with contextlib.suppress(BlockingIOError):
@@ -427,15 +458,10 @@ async def run_sandboxed(code: str, timeout: float, limits: SandboxLimits = DEFAU
             layers.append("reaper")
         isolation = tuple(layers)
         _log_layers(isolation)
-        stdout = out.decode("utf-8", "replace") + (
-            f"\n[stdout truncated: {out_dropped} bytes dropped]" if out_dropped else ""
-        )
-        stderr = err.decode("utf-8", "replace") + (
-            f"\n[stderr truncated: {err_dropped} bytes dropped]" if err_dropped else ""
-        )
+        stdout, stderr = out.text("stdout"), err.text("stderr")
         if timed_out:
             stderr += f"\nTimeoutError: the code ran longer than {wall:g} seconds and was killed"
-        return SandboxResult(None if timed_out else proc.returncode, stdout, stderr, timed_out, isolation)
+        return SandboxResult(None if timed_out else returncode, stdout, stderr, timed_out, isolation)
     finally:
         os.close(report_r)
         shutil.rmtree(workdir, ignore_errors=True)
