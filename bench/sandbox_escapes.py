@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -277,6 +278,8 @@ def env_proc_self_environ() -> tuple[bool, str]:
 
 
 def env_proc_parent_environ() -> tuple[bool, str]:
+    """/proc/<pid>/environ shows the environment a process started with, so the tool runs here from a
+    process started with the secret in it (as a trainer started with API keys would be)."""
     code = """
 import os
 pid = os.getppid()
@@ -290,24 +293,50 @@ while pid > 1:  # the parent, its parent, ... up to init
     except OSError:
         break
 """
-    return _reads_no_secret(code)
+    token = "s3cr3t-" + secrets.token_hex(8)
+    runner = (
+        "import asyncio, sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from astuner.tool import execute_python_code\n"
+        f"print(asyncio.run(execute_python_code({code!r})).content[0]['text'])"
+    )
+    env = {**os.environ, "ASTUNER_ESCAPE_SECRET": token}
+    r = subprocess.run([sys.executable, "-c", runner], env=env, capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(  # the check can fail: a process started so shows the secret
+        [sys.executable, "-c", "print(open('/proc/self/environ', 'rb').read())"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert token in probe.stdout
+    leaked = token in r.stdout or token in r.stderr
+    return not leaked and "<returncode>" in r.stdout, ("the secret leaked: " if leaked else "") + repr(r.stdout[-160:])
 
 
 def env_proc_all_environ() -> tuple[bool, str]:
+    """Every /proc/<pid>/environ, while a process of ours that started with the secret runs."""
     code = """
 import os
 try:
     pids = [p for p in os.listdir("/proc") if p.isdigit()]
 except OSError as e:
-    pids = ["1"]
+    pids = []
     print(e)
-for pid in ["1"] + pids:
+for pid in ["1", "{holder}"] + pids:
     try:
-        print(open(f"/proc/{pid}/environ", "rb").read())
+        print(open(f"/proc/{{pid}}/environ", "rb").read())
     except OSError:
         pass
 """
-    return _reads_no_secret(code)
+    with _secret_in_environ() as token:
+        holder = subprocess.Popen(["sleep", "60"], env={**os.environ, "ASTUNER_ESCAPE_SECRET": token})
+        try:
+            call = tool(code.format(holder=holder.pid))
+        finally:
+            holder.kill()
+            holder.wait()
+    leaked = token in call.stdout or token in call.stderr
+    return not leaked, ("the secret leaked: " if leaked else "no secret; ") + repr((call.stdout + call.stderr)[-160:])
 
 
 def read_secret_files() -> tuple[bool, str]:
@@ -416,26 +445,39 @@ for pgid in {os.getpgid(os.getppid()) if hasattr(os, "getpgid") else 0, os.getpp
 
 
 def ptrace_parent() -> tuple[bool, str]:
-    with _secret_in_environ() as token:
-        code = """
-import ctypes, os
+    """PTRACE_SEIZE (does not stop us if it works) of the parent, and a read of its memory."""
+    code = """
+import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 ppid = os.getppid()
-print("attach", libc.ptrace(16, ppid, None, None))  # PTRACE_ATTACH
+if libc.ptrace(0x4206, ppid, None, None) == 0:  # PTRACE_SEIZE
+    print("SEIZED")
+    time.sleep(0.5)
 try:
     with open(f"/proc/{ppid}/maps") as maps, open(f"/proc/{ppid}/mem", "rb") as mem:
-        for line in maps:
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if "[stack]" in line:
-                mem.seek(lo)
-                print(mem.read(hi - lo))
+        lo = int(next(maps).split("-")[0], 16)
+        mem.seek(lo)
+        print("READ", len(mem.read(4096)))
 except OSError as e:
     print(e)
 """
+    traced, stop = set(), threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            with open("/proc/self/status") as f:
+                traced.add(next(line for line in f if line.startswith("TracerPid")).split()[1])
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
         call = tool(code)
-        traced = next(line for line in open("/proc/self/status") if line.startswith("TracerPid")).split()[1]
-    ok = traced == "0" and token not in call.stdout and "attach 0" not in call.stdout
-    return ok, f"TracerPid here {traced}; {call.stdout[-160:]!r}"
+    finally:
+        stop.set()
+        t.join()
+    ok = traced == {"0"} and "SEIZED" not in call.stdout and "READ" not in call.stdout
+    return ok, f"TracerPid seen here {sorted(traced)}; {call.stdout[-160:]!r}"
 
 
 def huge_output() -> tuple[bool, str]:
@@ -454,14 +496,15 @@ def _outlives(code: str) -> tuple[bool, str]:
     pids = [int(x) for x in call.stdout.split() if x.isdigit()]
     left = _after(before)
     alive = [p for p in pids if _alive(p)]
-    ok = bool(pids) and not alive and not left
-    return ok, f"started {pids}, alive after the call: {alive}, left: {left}; {call.stderr[-120:]!r}"
+    ok = bool(pids) and not alive and not left and call.seconds < 5  # the interpreter exits at once
+    return ok, f"returned after {call.seconds:.1f}s, started {pids}, alive after it: {alive}, left: {left}"
 
 
 def setsid_child_outlives_call() -> tuple[bool, str]:
     return _outlives(
         "import subprocess, sys\n"
-        f"p = subprocess.Popen([sys.executable, '-c', 'while True: pass', {MARK!r}], start_new_session=True)\n"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time\\nwhile True: time.sleep(0.05)', {MARK!r}],"
+        " start_new_session=True)\n"
         "print(p.pid)"
     )
 
