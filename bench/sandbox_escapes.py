@@ -214,6 +214,33 @@ def net_abstract_unix_socket() -> tuple[bool, str]:
     )
 
 
+def net_unix_socket_file() -> tuple[bool, str]:
+    """A unix socket file anyone may connect to (as D-Bus's or an X server's are), outside its folder."""
+    with tempfile.TemporaryDirectory() as mine:
+        os.chmod(mine, 0o777)
+        path = os.path.join(mine, "service.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        os.chmod(path, 0o777)
+        server.listen()
+        server.setblocking(False)
+        code = f"""
+import ctypes, struct
+libc = ctypes.CDLL(None)
+fd = libc.socket(1, 1, 0)  # AF_UNIX, SOCK_STREAM, without the audit hook seeing it
+addr = struct.pack("<H108s", 1, {path.encode()!r})
+if libc.connect(fd, addr, len(addr)) == 0 and libc.send(fd, b"leak", 4, 0) == 4:
+    print("SENT")
+"""
+        call = tool(code)
+        hits = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                hits.append(server.accept())
+        server.close()
+    return not hits and "SENT" not in call.stdout, f"{len(hits)} connection(s) reached the socket"
+
+
 def _forkbomb(code: str) -> tuple[bool, str]:
     before = _pids()
     ticks, stop = [], threading.Event()
@@ -647,6 +674,7 @@ ATTEMPTS = [
         net_dns,
         net_raw_socket,
         net_abstract_unix_socket,
+        net_unix_socket_file,
         fork_bomb_os_fork,
         fork_bomb_subprocess,
         memory_bomb,

@@ -105,13 +105,15 @@ if mountns:
                 os.makedirs(r, mode=0o755, exist_ok=True)
                 mount(f"/proc/self/fd/{fd}", r, None, MS_BIND | MS_REC, None)
                 os.close(fd)
-            layers.append("hidden:" + top)
+        if cfg["overmounts"]:
+            layers.append("hidden:" + ":".join(top for top, _ in cfg["overmounts"]))
     except OSError as e:
         print(f"[sandbox] cannot reach the interpreter as another uid ({e}); staying uid 0 without capabilities",
               file=sys.stderr)
         uid = None
     try:
         wd = os.getcwd()
+        os.makedirs(wd, mode=0o755, exist_ok=True)  # where its folder was hidden (/tmp)
         opts = f"mode=700,size={cfg['disk_bytes']}" + (f",uid={uid},gid={gid}" if uid is not None else "")
         mount("tmpfs", wd, "tmpfs", MS_NOSUID | MS_NODEV, opts)
         os.chdir(wd)
@@ -231,6 +233,7 @@ _ETC_READ = [
     "alternatives",
     "matplotlibrc",
 ]
+_HIDE = ["/tmp", "/var/tmp", "/run", "/dev/shm", "/home", "/root", "/mnt", "/media", "/srv"]
 _DEV_RW = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 _UID_RANGE = (1 << 30, (1 << 31) - 2)  # fresh ids per execution, far above any real account
 
@@ -276,24 +279,30 @@ def _first_untraversable(path: str) -> str | None:
     return None
 
 
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 @functools.lru_cache(maxsize=1)
 def _host() -> _Host:
     python = _outermost(_python_roots())
     read = _outermost(_SYSTEM_READ + [os.path.join("/etc", f) for f in _ETC_READ] + python)
-    overmounts: dict[str, list[str]] = {}
     switch_uid = os.geteuid() == 0
+    tops = []
     for root in python:
         mode = os.stat(root).st_mode
         if not (mode & stat.S_IROTH and mode & stat.S_IXOTH):
             switch_uid = False
-        top = _first_untraversable(root)
-        if top is not None:
-            overmounts.setdefault(top, []).append(root)
+        if (top := _first_untraversable(root)) is not None:
+            tops.append(top)
     if _first_untraversable(os.path.join(tempfile.gettempdir(), "x")) or any(
         _first_untraversable(p) for p in _outermost(_SYSTEM_READ)
     ):
         switch_uid = False
-    return _Host(tuple(read), tuple((k, tuple(v)) for k, v in overmounts.items()), switch_uid)
+    # shared folders where other programs keep files and unix sockets: empty in the sandbox
+    tops += [p for p in map(os.path.realpath, _HIDE) if os.path.isdir(p) and not any(_under(p, r) for r in read)]
+    overmounts = tuple((top, tuple(r for r in read if _under(r, top))) for top in _outermost(tops))
+    return _Host(tuple(read), overmounts, switch_uid)
 
 
 def _user_tasks() -> int:
