@@ -132,6 +132,10 @@ if mountns:
         layers.append("tmpfs-workdir")
     except OSError:
         pass
+if uid is not None and not mountns and any(roots for _, roots in cfg["overmounts"]):
+    uid = None  # no mount namespace (no CAP_SYS_ADMIN): the interpreter is out of the fresh uid's reach
+if uid is None and cfg["uid"] is not None:
+    os.chown(".", 0, 0)  # the parent gave the folder to the fresh uid
 if libc.prctl(38, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0:
     layers.append("no-new-privs")  # PR_SET_NO_NEW_PRIVS: no setuid binaries, and Landlock may be used
 abi = sc(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
