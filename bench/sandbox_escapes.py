@@ -514,7 +514,12 @@ def huge_output() -> tuple[bool, str]:
     call = tool("import os\nchunk = b'x' * (1 << 20)\nwhile True:\n    os.write(1, chunk)", timeout=3)
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) >> 10
     ok = call.seconds < 3 + SLACK and len(call.stdout) < 64 << 10 and grown < 200
-    return ok, f"returned after {call.seconds:.1f}s with {len(call.stdout)} chars kept, this process grew {grown} MiB"
+    dropped = re.search(r"stdout truncated: (\d+) bytes dropped", call.stdout)
+    sent = f"{int(dropped[1]) >> 20} MiB discarded" if dropped else "nothing discarded"
+    return (
+        ok,
+        f"returned after {call.seconds:.1f}s, {len(call.stdout)} chars kept, {sent}, this process grew {grown} MiB",
+    )
 
 
 def _outlives(code: str) -> tuple[bool, str]:
