@@ -23,35 +23,33 @@ REPO = Path(__file__).resolve().parents[2]
 TUTORIAL = REPO / "tutorial" / "example_math_agent" / "math_agent.yaml"
 
 
+def _parent(tree: dict, path: str) -> tuple[dict, str]:
+    *parents, last = path.split(".")
+    for p in parents:
+        tree = tree[p]
+    return tree, last
+
+
 def _set(path: str, value: Any) -> Callable[[dict], None]:
     def mutate(tree: dict) -> None:
-        *parents, last = path.split(".")
-        node = tree
-        for p in parents:
-            node = node[p]
-        node[last] = value
+        node, key = _parent(tree, path)
+        node[key] = value
 
     return mutate
 
 
 def _rename(path: str, new: str) -> Callable[[dict], None]:
     def mutate(tree: dict) -> None:
-        *parents, last = path.split(".")
-        node = tree
-        for p in parents:
-            node = node[p]
-        node[new] = node.pop(last)
+        node, key = _parent(tree, path)
+        node[new] = node.pop(key)
 
     return mutate
 
 
 def _delete(path: str) -> Callable[[dict], None]:
     def mutate(tree: dict) -> None:
-        *parents, last = path.split(".")
-        node = tree
-        for p in parents:
-            node = node[p]
-        del node[last]
+        node, key = _parent(tree, path)
+        del node[key]
 
     return mutate
 

@@ -8,39 +8,19 @@ The screenshot test-artifacts/logview_sample_real_run.png is the one the logview
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 from selenium.webdriver.common.by import By
 
 from tests.conftest import ARTIFACTS, SEED_HEADER, open_page
+from tests.e2e.conftest import LiveRun
+from tests.e2e.tool_loop_workflow import RUN_CONFIG
 
 pytestmark = pytest.mark.e2e
-HERE = Path(__file__).resolve().parent
-
-CONFIG = {
-    "astuner": {
-        "task_reader": {"type": "arithmetic", "arithmetic": {"num_train": 8, "num_validation": 1}},
-        "data": {"train_batch_size": 2, "max_prompt_length": 768, "max_response_length": 384},
-        "rollout": {
-            "agentscope_workflow": f"{HERE / 'tool_loop_workflow.py'}->ToolLoop",
-            "num_repeat": 2,
-            "max_response_length_in_one_turn": 64,
-            "max_model_len": 1280,
-            "max_num_seqs": 4,
-        },
-        "task_judge": {"judge_protocol": "astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge"},
-        "model": {"path": "builtin:smollm2-135m"},
-        "trainer_common": {"total_training_steps": 1, "save_freq": 100, "val_before_train": False},
-        "debug": {"lora_rank": 8},
-    }
-}
 
 
 @pytest.fixture(scope="module")
@@ -48,30 +28,19 @@ def real_run(tmp_path_factory, smollm2_dir):
     """Run the experiment with --with-logview; return its folder and what the live viewer answered."""
     folder = tmp_path_factory.mktemp("logview_run")
     conf = folder / "tool_loop.yaml"
-    conf.write_text(yaml.safe_dump(CONFIG, sort_keys=False) + SEED_HEADER)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "astuner", "--conf", str(conf), "--exp-dir", str(folder), "--with-logview"],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
+    conf.write_text(yaml.safe_dump(RUN_CONFIG, sort_keys=False) + SEED_HEADER)
+    run = LiveRun(["--conf", str(conf), "--exp-dir", str(folder), "--with-logview"], folder)
     url, live = None, None
     deadline = time.monotonic() + 120
-    while url is None and time.monotonic() < deadline and proc.poll() is None:
-        url = next((ln.split("logview: ", 1)[1].split()[0] for ln in list(lines) if "logview: http" in ln), None)
+    while url is None and time.monotonic() < deadline and run.running():
+        url = next((ln.split("logview: ", 1)[1].split()[0] for ln in list(run.lines) if "logview: http" in ln), None)
         time.sleep(0.2)
     if url:
         with urllib.request.urlopen(url + "api/overview", timeout=10) as r:
             live = json.load(r)
-    proc.wait(timeout=900)
-    reader.join(timeout=10)
-    out = "".join(lines)
-    assert proc.returncode == 0, out[-3000:]
-    return folder / "tool_loop", url, live, out
+    code = run.wait()
+    assert code == 0, run.output[-3000:]
+    return folder / "tool_loop", url, live, run.output
 
 
 def test_with_logview_serves_during_the_run_and_stops_with_it(real_run):

@@ -13,9 +13,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,27 +20,13 @@ import pytest
 import yaml
 
 from tests.conftest import SEED_HEADER
+from tests.e2e.conftest import LiveRun
+from tests.e2e.tool_loop_workflow import RUN_CONFIG
 
 pytestmark = pytest.mark.e2e
-HERE = Path(__file__).resolve().parent
 
-CONFIG = {
-    "astuner": {
-        "task_reader": {"type": "arithmetic", "arithmetic": {"num_train": 8, "num_validation": 1}},
-        "data": {"train_batch_size": 2, "max_prompt_length": 768, "max_response_length": 384},
-        "rollout": {
-            "agentscope_workflow": f"{HERE / 'tool_loop_workflow.py'}->ToolLoop",
-            "num_repeat": 2,
-            "max_response_length_in_one_turn": 64,
-            "max_model_len": 1280,
-            "max_num_seqs": 4,
-        },
-        "task_judge": {"judge_protocol": "astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge"},
-        "model": {"path": "builtin:smollm2-135m"},
-        "trainer_common": {"total_training_steps": 2, "val_before_train": False, "test_freq": 100},
-        "debug": {"rollout_only": True},
-    }
-}
+CONFIG = {"astuner": {**RUN_CONFIG["astuner"], "debug": {"rollout_only": True}}}
+CONFIG["astuner"]["trainer_common"] = {"total_training_steps": 2, "val_before_train": False, "test_freq": 100}
 BOOM = """
 from astuner.task_judge.base_judge import BaseJudge
 
@@ -95,17 +78,8 @@ def run(folder: Path, how: str) -> dict:
     conf.write_text(yaml.safe_dump(config, sort_keys=False) + SEED_HEADER)
     tmp = folder / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "astuner", "--conf", str(conf), "--exp-dir", str(folder), "--with-logview"],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp)},
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
+    run = LiveRun(["--conf", str(conf), "--exp-dir", str(folder), "--with-logview"], folder, {"TMPDIR": str(tmp)})
+    proc = run.proc
     seen: set[tuple[int, int]] = set()
     log = folder / "teardown" / "astuner.log"
     signalled = False
@@ -119,9 +93,8 @@ def run(folder: Path, how: str) -> dict:
                 os.kill(proc.pid, signal.SIGINT if how == "sigint" else signal.SIGTERM)
                 signalled = True
         time.sleep(0.1)
-    proc.wait(timeout=60)
-    reader.join(timeout=10)
-    out = "".join(lines)
+    run.wait(timeout=60)
+    out = run.output
     ports = [int(p) for p in re.findall(r"(?:vLLM .* on|logview:) http://127\.0\.0\.1:(\d+)", out)]
     time.sleep(0.5)
     return {

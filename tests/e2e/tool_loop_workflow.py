@@ -1,8 +1,10 @@
 """A two-turn workflow with a forced tool call, so that real runs record multi-call, merged samples.
 
-Used by the rollout e2e test (merging checked token-exactly) and by the logview e2e test (a real
-debug run whose sample page shows trained and masked tokens). Named by path in YAMLs.
+Used by the rollout e2e test (merging checked token-exactly), and with ``RUN_CONFIG`` by the
+logview and teardown e2e tests (short real debug runs). Named by path in YAMLs.
 """
+
+from pathlib import Path
 
 from agentscope.formatter import DashScopeChatFormatter
 from agentscope.message import Msg, ToolResultBlock
@@ -54,3 +56,22 @@ class ToolLoop(Workflow):
                 )
         second = await model_tuner(await formatter.format(history), tools=TOOLS, max_tokens=64)
         return WorkflowOutput(reward=None, metadata={"final_answer": str(second.content)})  # the judge scores it
+
+
+# a short debug run of this workflow on generated arithmetic tasks, judged by MathAnswerAsJudge
+RUN_CONFIG = {
+    "astuner": {
+        "task_reader": {"type": "arithmetic", "arithmetic": {"num_train": 8, "num_validation": 1}},
+        "data": {"train_batch_size": 2, "max_prompt_length": 768, "max_response_length": 384},
+        "rollout": {
+            "agentscope_workflow": f"{Path(__file__).resolve()}->ToolLoop",
+            "num_repeat": 2,
+            "max_response_length_in_one_turn": 64,
+            "max_model_len": 1280,
+            "max_num_seqs": 4,
+        },
+        "task_judge": {"judge_protocol": "astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge"},
+        "model": {"path": "builtin:smollm2-135m"},
+        "trainer_common": {"total_training_steps": 1, "save_freq": 100, "val_before_train": False},
+    }
+}
