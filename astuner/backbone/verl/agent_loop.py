@@ -20,7 +20,6 @@ trained on it) and reward 0.0. The failure and its traceback are in the records.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -31,8 +30,8 @@ from typing import Any
 from verl.experimental.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics
 
+from astuner.backbone.verl.spec import load_spec
 from astuner.backbone.verl.tasks import task_from_extra_info, task_messages
-from astuner.config.schema import AstunerConfig
 from astuner.engine.protocol import Completion, EngineError, SamplingParams
 from astuner.rollout.build import build_runner, tuner_settings
 from astuner.rollout.runner import Episode, RolloutRunner
@@ -79,38 +78,6 @@ class VerlEngine:
         self.global_steps = int(steps) if steps is not None else self.global_steps
         finish = "length" if len(out.token_ids) >= sampling.max_tokens else "stop"
         return Completion(list(out.token_ids), [float(x) for x in out.log_probs], finish)
-
-
-@dataclasses.dataclass
-class RunSpec:
-    """What a worker needs to rebuild astuner's rollout objects (written by the launcher as JSON).
-
-    Attributes:
-        astuner: the validated ``astuner:`` tree (paths already absolute).
-        yaml_dir / cwd: where class references (``module->Class``, ``file.py->Class``) resolve.
-        trajectories_dir: where episodes are recorded.
-    """
-
-    astuner: dict[str, Any]
-    yaml_dir: str
-    cwd: str
-    trajectories_dir: str
-
-    def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1), encoding="utf-8")
-        return path
-
-    def config(self, origin: str) -> AstunerConfig:
-        from astuner.config.validate import validate_astuner_tree
-
-        return validate_astuner_tree(self.astuner, lambda _key: origin)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_spec(path: str) -> tuple[RunSpec, AstunerConfig]:
-    spec = RunSpec(**json.loads(Path(path).read_text(encoding="utf-8")))
-    return spec, spec.config(path)
 
 
 def episode_outputs(episode: Episode, fallback_prompt: list[int], pad_id: int, seconds: float) -> list[AgentLoopOutput]:
@@ -163,7 +130,7 @@ class AstunerAgentLoop(AgentLoopBase):
 
     def __init__(self, *args: Any, astuner_run: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.spec, self.astuner = _load_spec(astuner_run)
+        self.spec, self.astuner = load_spec(astuner_run)
 
     def _runner(self, engine: VerlEngine) -> RolloutRunner:
         return build_runner(self.astuner, engine, self.tokenizer, Path(self.spec.yaml_dir), Path(self.spec.cwd))

@@ -188,9 +188,7 @@ def no_effect_warnings(loaded: LoadedConfig) -> list[str]:
 
 def _user_verl_keys(loaded: LoadedConfig) -> dict[str, Any]:
     flat = _flatten({k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS})
-    return {
-        k: v for k, v in flat.items() if any(k == u or k.startswith(u + ".") for u in loaded.user_keys)
-    }
+    return {k: v for k, v in flat.items() if any(k == u or k.startswith(u + ".") for u in loaded.user_keys)}
 
 
 def multi_timeline_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue]:
@@ -208,8 +206,11 @@ def multi_timeline_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue
     return []
 
 
-def to_verl(loaded: LoadedConfig, records_dir: Path) -> VerlTranslation:
+def to_verl(loaded: LoadedConfig, records_dir: Path, model_path: str | None = None) -> VerlTranslation:
     """Compose verl's config for ``loaded`` with records under ``records_dir``.
+
+    ``model_path`` replaces ``astuner.model.path`` once it is resolved to a local folder (a
+    ``builtin:`` model or a hub id); the dry run shows the path as written.
 
     Raises:
         ConfigError: verl is not installed here, or the combination cannot work on verl.
@@ -220,6 +221,8 @@ def to_verl(loaded: LoadedConfig, records_dir: Path) -> VerlTranslation:
     passthrough = {k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS}
     values, origin = translated_keys(loaded)
     values.update(wiring(records_dir))
+    if model_path is not None:
+        values["actor_rollout_ref.model.path"] = model_path
     user = _user_verl_keys(loaded)
     warnings = no_effect_warnings(loaded)
     for vkey in sorted(set(user) & set(origin)):
