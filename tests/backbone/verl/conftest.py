@@ -1,0 +1,68 @@
+"""verl tests run in verl's own environment (.venv-verl); see test_in_verl_env.py for why and how.
+
+In any Python without verl, the ``test_verl_*.py`` files are not collected here: the one test in
+``test_in_verl_env.py`` runs this folder under ``.venv-verl/bin/python -m pytest`` instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+from pathlib import Path
+
+import pytest
+
+VERL_HERE = importlib.util.find_spec("verl") is not None
+if not VERL_HERE:
+    collect_ignore_glob = ["test_verl_*.py"]
+
+REPO = Path(__file__).resolve().parents[3]
+TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
+
+
+@pytest.fixture
+def verl_experiment(tmp_path: Path):
+    """``make(extra_yaml)``: a math-agent experiment (tutorial workflow, two arithmetic tasks) for verl."""
+
+    def make(extra: str = "", model_path: str = "builtin:smollm2-135m") -> Path:
+        (tmp_path / "tasks.jsonl").write_text(
+            '{"question": "What is 1+1?", "answer": "#### 2"}\n{"question": "What is 2+2?", "answer": "#### 4"}\n',
+            encoding="utf-8",
+        )
+        body = f"""
+        astuner:
+          task_reader:
+            type: dataset_file
+            dataset_file:
+              training_path: tasks.jsonl
+          data:
+            train_batch_size: 2
+            max_prompt_length: 1024
+            max_response_length: 256
+          rollout:
+            agentscope_workflow: {TUTORIAL_WORKFLOW}->MathAgentWorkflow
+            num_repeat: 2
+            max_response_length_in_one_turn: 64
+            max_model_len: 2048
+            multi_turn:
+              max_sample_per_task: 1
+          task_judge:
+            judge_protocol: astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge
+          model:
+            path: {model_path}
+        hydra:
+          searchpath:
+            - file://astuner/default_config
+            - file://astuner/default_config/verl
+            - file://astuner/default_config/trinity
+        defaults:
+          - verl_default
+          - trinity_default
+          - astuner_default
+          - _self_
+        """
+        path = tmp_path / "exp.yaml"
+        path.write_text(textwrap.dedent(body) + textwrap.dedent(extra), encoding="utf-8")
+        return path
+
+    return make
