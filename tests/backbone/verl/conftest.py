@@ -20,6 +20,14 @@ REPO = Path(__file__).resolve().parents[3]
 TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
 
 
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir() -> Path:
+    """The embedded model's folder (converted once into astuner's cache)."""
+    from astuner.model.embedded import materialize
+
+    return materialize("smollm2-135m")
+
+
 @pytest.fixture
 def verl_experiment(tmp_path: Path):
     """``make(extra_yaml)``: a math-agent experiment (tutorial workflow, two arithmetic tasks) for verl."""
