@@ -206,11 +206,33 @@ def multi_timeline_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue
     return []
 
 
-def to_verl(loaded: LoadedConfig, records_dir: Path, model_path: str | None = None) -> VerlTranslation:
+def verl_issues(config: Any, display: str) -> list[ConfigIssue]:
+    """verl's own config check (``verl.utils.config.validate_config``, what ``main_ppo.main`` runs first).
+
+    Why here: verl raises these only after Ray and its workers start; running the same check before
+    anything starts turns a late traceback into one line (exit 2), in the dry run too.
+    """
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))
+    try:
+        validate_config(resolved, need_reference_policy(resolved), need_critic(resolved))
+    except (ValueError, AssertionError, TypeError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return [ConfigIssue("(verl)", f"verl 0.9.1 rejects the translated config: {text}", display)]
+    return []
+
+
+def to_verl(
+    loaded: LoadedConfig, records_dir: Path, model_path: str | None = None, check: bool = True
+) -> VerlTranslation:
     """Compose verl's config for ``loaded`` with records under ``records_dir``.
 
     ``model_path`` replaces ``astuner.model.path`` once it is resolved to a local folder (a
-    ``builtin:`` model or a hub id); the dry run shows the path as written.
+    ``builtin:`` model or a hub id); the dry run shows the path as written. ``check`` runs verl's
+    own config validation (it imports verl and torch).
 
     Raises:
         ConfigError: verl is not installed here, or the combination cannot work on verl.
@@ -234,6 +256,8 @@ def to_verl(loaded: LoadedConfig, records_dir: Path, model_path: str | None = No
     OmegaConf.set_struct(base, False)
     config = OmegaConf.merge(base, passthrough, _nest(values), _nest(user))
     issues = multi_timeline_issues(loaded, config)
+    if check and not issues:
+        issues = verl_issues(config, str(loaded.yaml_path))
     if issues:
         raise ConfigError(issues)
     return VerlTranslation(config=config, warnings=warnings, mapped=origin)

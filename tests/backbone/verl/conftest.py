@@ -30,9 +30,9 @@ def smollm2_tokenizer_dir() -> Path:
 
 @pytest.fixture
 def verl_experiment(tmp_path: Path):
-    """``make(extra_yaml)``: a math-agent experiment (tutorial workflow, two arithmetic tasks) for verl."""
+    """``make()``: a math-agent experiment (tutorial workflow, two arithmetic tasks) for verl."""
 
-    def make(extra: str = "", model_path: str = "builtin:smollm2-135m") -> Path:
+    def make(model_path: str = "builtin:smollm2-135m") -> Path:
         (tmp_path / "tasks.jsonl").write_text(
             '{"question": "What is 1+1?", "answer": "#### 2"}\n{"question": "What is 2+2?", "answer": "#### 4"}\n',
             encoding="utf-8",
@@ -58,6 +58,9 @@ def verl_experiment(tmp_path: Path):
             judge_protocol: astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge
           model:
             path: {model_path}
+        actor_rollout_ref:
+          actor:
+            ppo_mini_batch_size: 2
         hydra:
           searchpath:
             - file://astuner/default_config
@@ -70,7 +73,7 @@ def verl_experiment(tmp_path: Path):
           - _self_
         """
         path = tmp_path / "exp.yaml"
-        path.write_text(textwrap.dedent(body) + textwrap.dedent(extra), encoding="utf-8")
+        path.write_text(textwrap.dedent(body), encoding="utf-8")
         return path
 
     return make

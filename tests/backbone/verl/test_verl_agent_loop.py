@@ -68,11 +68,9 @@ def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experimen
     from astuner.task_reader import build_task_reader
     from tests.backbone.verl.token_server import TokenServer
 
-    yaml_path = verl_experiment(
-        "trainer:\n  use_v1: false\nactor_rollout_ref:\n  rollout:\n    agent:\n      num_workers: 1\n",
-        model_path=str(smollm2_dir),
-    )
-    loaded = load_config(yaml_path, backbone="verl")
+    # The legacy trainer's AgentLoopWorker (the v1 one needs the TransferQueue package): one sample per episode.
+    overrides = ["+trainer.use_v1=false", "+actor_rollout_ref.rollout.agent.num_workers=1"]
+    loaded = load_config(verl_experiment(model_path=str(smollm2_dir)), overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
     records = tmp_path / "records"
     translation, _ = write_inputs(loaded, records, reader.get_training_tasks(), reader.get_validation_tasks())

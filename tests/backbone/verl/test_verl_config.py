@@ -56,10 +56,18 @@ def test_explicit_verl_key_wins_and_is_reported(verl_experiment, tmp_path):
 
 
 def test_several_timelines_need_the_v1_trainer(verl_experiment, tmp_path):
-    path = verl_experiment("trainer:\n  use_v1: false\n")
+    path, legacy = verl_experiment(), "+trainer.use_v1=false"
+    many = "astuner.rollout.multi_turn.max_sample_per_task=4"
     with pytest.raises(ConfigError, match=r"max_sample_per_task.*= 4 needs verl's v1 trainer"):
-        to_verl(load_config(path, ["astuner.rollout.multi_turn.max_sample_per_task=4"], backbone="verl"), tmp_path)
-    to_verl(load_config(path, backbone="verl"), tmp_path)  # one timeline: fine on the legacy trainer
+        to_verl(load_config(path, [legacy, many], backbone="verl"), tmp_path)
+    to_verl(load_config(path, [legacy], backbone="verl"), tmp_path)  # one timeline: fine on the legacy trainer
+    to_verl(load_config(path, [many], backbone="verl"), tmp_path)  # v1 (verl's default) takes one per timeline
+
+
+def test_verl_own_check_runs_before_anything_starts(verl_experiment, tmp_path):
+    loaded = load_config(verl_experiment(), ["actor_rollout_ref.actor.ppo_mini_batch_size=16"], backbone="verl")
+    with pytest.raises(ConfigError, match=r"verl 0.9.1 rejects.*train_batch_size \(2\) must be >= .*\(16\)"):
+        to_verl(loaded, tmp_path)
 
 
 def test_dry_run_prints_verl_config_and_warns(capsys, tmp_path):
