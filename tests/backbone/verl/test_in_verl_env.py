@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,13 @@ def test_verl_suite_in_verl_env():
         timeout=900,
     )
     assert proc.returncode == 0, f"verl tests failed in {python}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+
+
+@pytest.mark.skipif(VERL_HERE, reason="this Python has verl: nothing to hand over")
+def test_dry_run_hands_over_to_the_verl_env(tmp_path):
+    """``astuner --backbone=verl`` from .venv (no verl) re-runs the same command in .venv-verl."""
+    tutorial = REPO / "tutorial" / "example_math_agent" / "math_agent.yaml"
+    argv = ["--conf", str(tutorial), "--backbone=verl", "--dry-run", "--exp-dir", str(tmp_path)]
+    proc = subprocess.run([sys.executable, "-m", "astuner", *argv], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "handing over to" in proc.stderr and "default_agent_loop: astuner" in proc.stdout
