@@ -83,7 +83,8 @@ class VerlEngine:
 def episode_outputs(episode: Episode, fallback_prompt: list[int], pad_id: int, seconds: float) -> list[AgentLoopOutput]:
     """verl outputs for an episode: one per merged sample; a failed episode gives one untrained output."""
     metrics = AgentLoopMetrics(generate_sequences=seconds)
-    extra = {"astuner_episode_id": episode.episode_id, "astuner_status": episode.status}
+    # reward_extra_info: verl's v1 worker copies it from the last output to the others of a list.
+    extra = {"astuner_episode_id": episode.episode_id, "astuner_status": episode.status, "reward_extra_info": {}}
     if episode.status != "ok" or not episode.samples:
         return [
             AgentLoopOutput(
@@ -132,6 +133,13 @@ class AstunerAgentLoop(AgentLoopBase):
         super().__init__(*args, **kwargs)
         self.spec, self.astuner = load_spec(astuner_run)
 
+    def _fallback_prompt(self, task: Any) -> list[int]:
+        """The task's opening prompt (for a failed episode's output), cut to what verl pads to."""
+        ids = self.tokenizer.apply_chat_template(task_messages(task), add_generation_prompt=True, tokenize=True)
+        if not isinstance(ids, list):  # transformers 5 returns a BatchEncoding
+            ids = ids["input_ids"]
+        return list(ids)[-self.astuner.data.max_prompt_length :]
+
     def _runner(self, engine: VerlEngine) -> RolloutRunner:
         return build_runner(self.astuner, engine, self.tokenizer, Path(self.spec.yaml_dir), Path(self.spec.cwd))
 
@@ -148,9 +156,6 @@ class AstunerAgentLoop(AgentLoopBase):
         episode = await self._runner(engine).run_episode(task, int(kwargs.get("session_id", 0)), 0, settings)
         step = engine.global_steps if engine.global_steps is not None else 0
         record_episode(Path(self.spec.trajectories_dir), step, episode)
-        prompt = self.tokenizer.apply_chat_template(task_messages(task), add_generation_prompt=True, tokenize=True)
-        if isinstance(prompt, dict):  # transformers 5 returns a BatchEncoding
-            prompt = prompt["input_ids"]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        outputs = episode_outputs(episode, list(prompt), pad, time.monotonic() - started)
+        outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started)
         return outputs[0] if len(outputs) == 1 else outputs
