@@ -21,6 +21,23 @@ TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
 
 
 @pytest.fixture(scope="session")
+def local_ray():
+    """A private local Ray cluster for this session (2 CPUs, no dashboard), shut down at the end."""
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def smollm2_tokenizer_dir() -> Path:
     """The embedded model's folder (converted once into astuner's cache)."""
     from astuner.model.embedded import materialize

@@ -15,35 +15,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
-from tests.backbone.verl.conftest import REPO
-
 N_REPEAT = 2
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}},
-    )
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir():
-    from astuner.model.embedded import materialize
-
-    return materialize("smollm2-135m")
 
 
 def _batch(config, tokenizer):
@@ -56,7 +30,8 @@ def _batch(config, tokenizer):
     return batch.repeat(repeat_times=config.actor_rollout_ref.rollout.n, interleave=True)
 
 
-def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experiment, tmp_path):
+def test_episodes_come_back_as_verl_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
+    smollm2_dir = smollm2_tokenizer_dir
     from transformers import AutoTokenizer
     from verl.experimental.agent_loop import AgentLoopManager
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
