@@ -44,6 +44,12 @@ class RayHead:
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
 
+    @property
+    def client_env(self) -> dict[str, str]:
+        """What a client process needs to join this head. Ray 2.60's ``ray start`` turns token
+        authentication on (the token goes to ``~/.ray/auth_token``); clients must opt in to send it."""
+        return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
+
     def __enter__(self) -> RayHead:
         port = _free_port()
         cmd = [
@@ -52,7 +58,9 @@ class RayHead:
             "--head",
             "--block",
             f"--port={port}",
+            "--node-ip-address=127.0.0.1",
             "--include-dashboard=false",
+            "--disable-usage-stats",
         ]
         if self.num_cpus:
             cmd.append(f"--num-cpus={self.num_cpus}")
@@ -146,7 +154,7 @@ def run_verl(
     try:
         if head is not None:
             head.__enter__()
-            env["RAY_ADDRESS"] = head.address
+            env.update(head.client_env)
         elif env.get("RAY_ADDRESS"):
             logger.info(f"attaching to the Ray cluster at RAY_ADDRESS={env['RAY_ADDRESS']}")
         logger.info(f"verl: {' '.join(cmd)} (log: {experiment.root / 'verl.log'})")
