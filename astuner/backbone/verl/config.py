@@ -175,6 +175,9 @@ def wiring(records_dir: Path) -> dict[str, Any]:
         "actor_rollout_ref.rollout.agent.default_agent_loop": AGENT_LOOP_NAME,
         "actor_rollout_ref.rollout.calculate_log_probs": True,
         "trainer.default_local_dir": str(records_dir / "checkpoints"),
+        # verl's tensorboard logger writes to $TENSORBOARD_DIR, else a folder relative to the working
+        # directory; the job's runtime env reaches every verl actor, also on a cluster astuner did not start.
+        "ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR": str(records_dir / "tensorboard"),
     }
 
 
