@@ -51,7 +51,8 @@ TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "trainer_common.total_epochs": (("trainer.total_epochs", lambda v: v),),
     "trainer_common.total_training_steps": (("trainer.total_training_steps", lambda v: v),),
     "trainer_common.val_before_train": (("trainer.val_before_train", lambda v: v),),
-    "trainer_common.logger": (("trainer.logger", list),),
+    # verl's "file" logger is always added: it writes every step's metrics into the records.
+    "trainer_common.logger": (("trainer.logger", lambda v: [*v, "file"] if "file" not in v else list(v)),),
     "trainer_common.seed": (("data.seed", lambda v: v), ("actor_rollout_ref.rollout.seed", lambda v: v)),
     "algorithm.adv_estimator": (("algorithm.adv_estimator", lambda v: v),),
     "algorithm.norm_adv_by_std": (("algorithm.norm_adv_by_std_in_grpo", lambda v: v),),
@@ -178,6 +179,7 @@ def wiring(records_dir: Path) -> dict[str, Any]:
         # verl's tensorboard logger writes to $TENSORBOARD_DIR, else a folder relative to the working
         # directory; the job's runtime env reaches every verl actor, also on a cluster astuner did not start.
         "ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR": str(records_dir / "tensorboard"),
+        "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH": str(records_dir / "verl" / "metrics.jsonl"),
     }
 
 

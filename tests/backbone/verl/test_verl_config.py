@@ -46,6 +46,9 @@ def test_tutorial_translation_maps_every_key(tmp_path):
     assert c.actor_rollout_ref.actor.ppo_mini_batch_size == 16  # verl_default.yaml passes through
     assert c.algorithm.adv_estimator == "grpo" and c.algorithm.norm_adv_by_std_in_grpo is True
     assert any(w.startswith("astuner.rollout.max_env_worker has no effect") for w in t.warnings)
+    assert list(c.trainer.logger) == ["console", "tensorboard", "file"]
+    env = c.ray_kwargs.ray_init.runtime_env.env_vars
+    assert env.VERL_FILE_LOGGER_PATH == str(tmp_path / "math_agent" / "verl" / "metrics.jsonl")
 
 
 def test_explicit_verl_key_wins_and_is_reported(verl_experiment, tmp_path):

@@ -75,6 +75,14 @@ def test_agent_loop_registry_via_config_path():
     assert "hydra.utils.instantiate(" in src and "server_manager=self.llm_client" in src
 
 
+def test_logger_environment():
+    """verl's file and TensorBoard loggers take their paths from these variables (set in the job's runtime env)."""
+    from verl.utils import tracking
+
+    src = inspect.getsource(tracking)
+    assert 'os.getenv("VERL_FILE_LOGGER_PATH", None)' in src and 'os.environ.get("TENSORBOARD_DIR"' in src
+
+
 def test_trainer_entry_point():
     from verl.trainer import main_ppo
 
@@ -100,6 +108,6 @@ def test_every_translated_key_exists_in_ppo_trainer(tmp_path):
 
     base = compose_ppo_trainer()
     keys = [v for targets in TO_VERL.values() for v, _ in targets] + list(wiring(tmp_path)) + ["trainer.use_v1"]
-    keys = [k.replace(".env_vars.TENSORBOARD_DIR", "") for k in keys]  # env_vars is ours to add
+    keys = [k.split(".env_vars.")[0] for k in keys]  # env_vars entries are ours to add
     missing = [k for k in keys if OmegaConf.select(base, k, default="<missing>") == "<missing>"]
     assert not missing, f"verl's ppo_trainer has no {missing}"
