@@ -14,7 +14,10 @@ generated agent-loop YAML) and hand the rest to verl as received.
 
 A failed or timed-out episode still has to give verl one output (verl has no way to drop one
 member of a group): it gets the task's prompt, a one-token response with loss mask 0 (nothing is
-trained on it) and reward 0.0. The failure and its traceback are in the records.
+trained on it) and reward 0.0, which does enter its group's GRPO mean and std (the debug backbone
+leaves failed episodes out). The failure and its traceback are in the records. An ok episode whose
+samples were all dropped (prompt over ``data.max_prompt_length``) gets the same untrained output
+with its real reward.
 """
 
 from __future__ import annotations
@@ -86,13 +89,16 @@ def episode_outputs(episode: Episode, fallback_prompt: list[int], pad_id: int, s
     # reward_extra_info: verl's v1 worker copies it from the last output to the others of a list.
     extra = {"astuner_episode_id": episode.episode_id, "astuner_status": episode.status, "reward_extra_info": {}}
     if episode.status != "ok" or not episode.samples:
+        # An ok episode whose samples were all dropped (prompt too long) keeps its reward, as in the
+        # debug backbone's group statistics; a failed one has none and counts as 0.0.
+        reward = float(episode.reward) if episode.status == "ok" and episode.reward is not None else 0.0
         return [
             AgentLoopOutput(
                 prompt_ids=fallback_prompt,
                 response_ids=[pad_id],
                 response_mask=[0],
                 response_logprobs=[0.0],
-                reward_score=0.0,
+                reward_score=reward,
                 num_turns=len(episode.calls),
                 metrics=metrics,
                 extra_fields=dict(extra),

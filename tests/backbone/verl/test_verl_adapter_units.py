@@ -68,6 +68,12 @@ def test_failed_episode_gives_one_untrained_output():
     assert out.extra_fields["astuner_status"] == "failed"
 
 
+def test_ok_episode_without_samples_keeps_its_reward_untrained():
+    dropped = Episode("e", "t", 0, status="ok", reward=1.0)
+    (out,) = episode_outputs(dropped, [1], pad_id=0, seconds=0.1)
+    assert (out.reward_score, out.response_mask) == (1.0, [0])
+
+
 def test_each_timeline_is_one_output_with_the_episode_reward():
     samples = [Sample([1], [2, 3], [1, 0], [-0.5, 0.0], [0]), Sample([4], [5], [1], [-0.1], [1, 2])]
     ok = Episode("e", "t", 0, status="ok", reward=0.5, samples=samples)
