@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,10 +91,24 @@ class RayHead:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)  # Ray drains for up to 30 s on SIGTERM
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        self._forget_address()
+
+    def _forget_address(self) -> None:
+        """Remove Ray's pointer to this head (``/tmp/ray/ray_current_cluster``) if it still names our port.
+
+        Why: ``ray start`` writes it and only ``ray stop`` removes it; left behind, every later
+        ``ray.init()`` on this machine without an address tries to join the dead head and fails.
+        """
+        pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        try:
+            if pointer.read_text().strip().endswith(":" + self.address.rsplit(":", 1)[1]):
+                pointer.unlink()
+        except OSError:
+            pass
 
     def __exit__(self, *exc: object) -> None:
         self.close()

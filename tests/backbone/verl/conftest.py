@@ -26,6 +26,7 @@ def local_ray():
     import ray
 
     ray.init(
+        address="local",  # always a private cluster: never join one another process started
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +116,8 @@ def test_ray_head_is_owned_and_stopped_by_pid(tmp_path):
     while time.monotonic() < deadline and head.proc.poll() is None:
         time.sleep(0.2)
     assert head.proc.poll() is not None
+    pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    assert not pointer.is_file() or not pointer.read_text().strip().endswith(":" + head.address.rsplit(":", 1)[1])
 
 
 def test_translated_keys_are_plain_dataclass_values():
