@@ -40,6 +40,22 @@ from astuner.rollout.build import build_runner, tuner_settings
 from astuner.rollout.runner import Episode, RolloutRunner
 
 
+def structured_outputs(spec: dict[str, Any]) -> Any:
+    """astuner's constraint (``{"regex"|"json"|"structural_tag": ...}``) as vLLM's ``StructuredOutputsParams``.
+
+    Why the vLLM object: verl's vLLM server builds ``SamplingParams(max_tokens=..., **sampling_params)``,
+    so only the object itself (pickled through Ray) reaches vLLM intact; a plain dict would not.
+    """
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:
+        raise EngineError(
+            "constrained decoding (tool_choice 'required'/a tool name, structured_model) through verl needs vllm "
+            "in the verl environment (GPU install); this one has none"
+        ) from None
+    return StructuredOutputsParams(**spec)
+
+
 class VerlEngine:
     """astuner's ``Engine`` over verl's ``server_manager.generate`` (one episode, one sticky request id).
 
@@ -55,13 +71,6 @@ class VerlEngine:
         self.global_steps: int | None = None
 
     async def generate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
-        if sampling.structured is not None:
-            # vLLM wants a StructuredOutputsParams object; a dict does not survive verl's
-            # SamplingParams(**params). Failing the call makes the episode a recorded failure.
-            raise EngineError(
-                "constrained decoding (tool_choice 'required'/a tool name, structured_model) is not available "
-                "through verl 0.9.1's server_manager.generate; let the agent choose tools freely"
-            )
         params = {
             **self.base_params,
             "temperature": sampling.temperature,
@@ -72,6 +81,8 @@ class VerlEngine:
         }
         if sampling.stop_token_ids:
             params["stop_token_ids"] = list(sampling.stop_token_ids)
+        if sampling.structured is not None:
+            params["structured_outputs"] = structured_outputs(sampling.structured)
         out = await self.server_manager.generate(self.request_id, prompt_ids=list(prompt_ids), sampling_params=params)
         if out.stop_reason == "aborted":
             raise EngineError("verl aborted the request (rollout interrupted)")

@@ -52,7 +52,6 @@ def test_engine_maps_sampling_and_keeps_one_request_id():
     [
         (([1], [-0.1], "aborted"), SamplingParams(max_tokens=4), "aborted"),
         (([1, 2], [-0.1], "completed"), SamplingParams(max_tokens=4), "no logprob per token"),
-        (([1], [-0.1], "completed"), SamplingParams(max_tokens=4, structured={"regex": "x"}), "constrained decoding"),
     ],
 )
 def test_engine_errors_become_episode_failures(out, sampling, match):
@@ -80,3 +79,28 @@ def test_each_timeline_is_one_output_with_the_episode_reward():
     outs = episode_outputs(ok, [9], pad_id=0, seconds=0.1)
     assert [o.response_mask for o in outs] == [[1, 0], [1]] and {o.reward_score for o in outs} == {0.5}
     assert [o.num_turns for o in outs] == [1, 2] and all(o.extra_fields["reward_extra_info"] == {} for o in outs)
+
+
+def test_constraint_needs_vllm_here():
+    engine = VerlEngine(FakeServerManager(_token_output([1], [-0.1])), "r", {})
+    with pytest.raises(EngineError, match="constrained decoding .* needs vllm"):
+        asyncio.run(engine.generate([1], SamplingParams(max_tokens=4, structured={"regex": "x"})))
+
+
+def test_constraint_travels_as_vllm_object(monkeypatch):
+    """With vllm installed (GPU), the constraint becomes vLLM's own params object (a stand-in class here)."""
+    import sys
+    import types
+
+    class StructuredOutputsParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    module = types.ModuleType("vllm.sampling_params")
+    module.StructuredOutputsParams = StructuredOutputsParams
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    monkeypatch.setitem(sys.modules, "vllm.sampling_params", module)
+    sm = FakeServerManager(_token_output([1], [-0.1]))
+    asyncio.run(VerlEngine(sm, "r", {}).generate([1], SamplingParams(max_tokens=4, structured={"regex": "a+"})))
+    sent = sm.calls[0][2]["structured_outputs"]
+    assert isinstance(sent, StructuredOutputsParams) and sent.kw == {"regex": "a+"}
