@@ -251,6 +251,18 @@ def to_verl(
     if model_path is not None:
         values["actor_rollout_ref.model.path"] = model_path
     user = _user_verl_keys(loaded)
+    wired = wiring(records_dir)
+    clashes = [
+        ConfigIssue(
+            k,
+            f"= {user[k]!r} is set by astuner to connect verl to its tasks, agent loop and records; remove it",
+            f"{loaded.yaml_path.name} or command line",
+        )
+        for k in sorted(user)
+        if any(k == w or k.startswith(w + ".") for w in wired)
+    ]
+    if clashes:
+        raise ConfigError(clashes)
     warnings = no_effect_warnings(loaded)
     for vkey in sorted(set(user) & set(origin)):
         if user[vkey] != values[vkey]:

@@ -60,6 +60,12 @@ def test_explicit_verl_key_wins_and_is_reported(verl_experiment, tmp_path):
     assert any("actor_rollout_ref.rollout.n = 8" in w and "astuner.rollout.num_repeat = 2" in w for w in t.warnings)
 
 
+def test_keys_astuner_wires_cannot_be_set(verl_experiment, tmp_path):
+    loaded = load_config(verl_experiment(), ["+data.train_files=/x.parquet"], backbone="verl")
+    with pytest.raises(ConfigError, match=r"data.train_files: = '/x.parquet' is set by astuner .*; remove it"):
+        to_verl(loaded, tmp_path)
+
+
 def test_several_timelines_need_the_v1_trainer(verl_experiment, tmp_path):
     path, legacy = verl_experiment(), "+trainer.use_v1=false"
     many = "astuner.rollout.multi_turn.max_sample_per_task=4"
