@@ -16,7 +16,10 @@ Interpolations of verl's config (``${oc.select:...}``) are kept, so derived keys
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,7 +226,10 @@ def verl_issues(config: Any, display: str) -> list[ConfigIssue]:
 
     resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))
     try:
-        validate_config(resolved, need_reference_policy(resolved), need_critic(resolved))
+        # verl prints its verdict and warns about the critic: keep stdout for the config (--dry-run | ...).
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            validate_config(resolved, need_reference_policy(resolved), need_critic(resolved))
     except (ValueError, AssertionError, TypeError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         return [ConfigIssue("(verl)", f"verl 0.9.1 rejects the translated config: {text}", display)]
@@ -263,10 +269,10 @@ def to_verl(
     ]
     if clashes:
         raise ConfigError(clashes)
-    warnings = no_effect_warnings(loaded)
+    notes = no_effect_warnings(loaded)
     for vkey in sorted(set(user) & set(origin)):
         if user[vkey] != values[vkey]:
-            warnings.append(
+            notes.append(
                 f"{vkey} = {user[vkey]!r} (set in {loaded.yaml_path.name} or on the command line) overrides "
                 f"{origin[vkey]} = {values[vkey]!r}"
             )
@@ -277,4 +283,4 @@ def to_verl(
         issues = verl_issues(config, str(loaded.yaml_path))
     if issues:
         raise ConfigError(issues)
-    return VerlTranslation(config=config, warnings=warnings, mapped=origin)
+    return VerlTranslation(config=config, warnings=notes, mapped=origin)

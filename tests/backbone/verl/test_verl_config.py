@@ -87,6 +87,7 @@ def test_dry_run_prints_verl_config_and_warns(capsys, tmp_path):
     code = main(["--conf", str(TUTORIAL), "--backbone=verl", "--dry-run", "--exp-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0
+    assert out.startswith("model_engine:")  # stdout is the config alone (verl's own prints are kept out)
     assert "agent_loop_config_path: " + str(tmp_path / "math_agent" / "verl" / "agent_loops.yaml") in out
     assert "ppo_mini_batch_size" in out and "train_batch_size: 264" in out
     assert "astuner.rollout.max_env_worker has no effect with --backbone=verl" in err
