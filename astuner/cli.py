@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="compose, validate and print the resolved config, then exit 0 (starts nothing)",
+        help="compose, validate and print the resolved config (with --backbone=verl: verl's translated "
+        "config), then exit 0 (starts nothing)",
     )
     p.add_argument(
         "--resume",
@@ -117,6 +118,21 @@ def _setup_console_logging() -> None:
     logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}")
 
 
+def _dry_run_verl(loaded, records_dir: Path) -> int:
+    """Print verl's translated config (what the run would write to records/verl/verl_config.yaml)."""
+    from astuner.backbone.verl.config import to_verl
+    from astuner.config.errors import ConfigError
+
+    try:
+        translation = to_verl(loaded, records_dir)
+    except ConfigError as exc:
+        return _fail([str(i) for i in exc.issues])
+    for w in translation.warnings:
+        logger.warning(w)
+    sys.stdout.write(translation.to_yaml())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
     from astuner.config.errors import ConfigError
@@ -127,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from astuner.rollout.runner import RolloutHangError
     from astuner.task_reader import TaskReaderError
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["logview"]:
         from astuner.logview.cli import main as logview_main
 
@@ -139,15 +155,29 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_config(args.conf, args.overrides, args.backbone)
     except ConfigError as exc:
         return _fail([str(i) for i in exc.issues])
+    if loaded.backbone == "verl":
+        from astuner.backbone.verl.env import find_verl_python, hand_over, verl_here
+
+        if not verl_here():
+            python = find_verl_python()
+            if python is None:
+                return _fail(
+                    "--backbone=verl needs verl 0.9.1: run scripts/setup_env.sh (it creates .venv-verl) "
+                    "or set ASTUNER_VERL_PYTHON to a Python with verl and astuner installed"
+                )
+            logger.info(f"verl is not installed in this Python; handing over to {python}")
+            return hand_over(python, argv)
     for w in loaded.warnings:
         logger.warning(w)
     if args.with_ray and loaded.backbone == "debug":
         logger.warning("--with-ray has no effect with --backbone=debug (it runs in one process, without Ray)")
+    records_root = Path(args.exp_dir).expanduser().resolve() if args.exp_dir else Path.cwd() / "launcher_record"
     if args.dry_run:
+        if loaded.backbone == "verl":
+            return _dry_run_verl(loaded, records_root / loaded.experiment_name)
         sys.stdout.write(loaded.to_yaml())
         return 0
 
-    records_root = Path(args.exp_dir).expanduser().resolve() if args.exp_dir else Path.cwd() / "launcher_record"
     try:
         experiment = open_experiment(records_root, loaded.experiment_name, args.resume)
     except RecordsError as exc:

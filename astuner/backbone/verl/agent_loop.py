@@ -1,0 +1,178 @@
+"""The adapter: one verl agent loop that runs an astuner workflow episode.
+
+verl 0.9.1 calls ``AgentLoopBase.run(sampling_params, **row)`` once per sample (each of the
+``rollout.n`` repeats of a task) inside its ``AgentLoopWorker`` Ray actors. We rebuild the task from
+the row, run the user's workflow through astuner's own ``RolloutRunner.run_episode`` (the same
+recording, merging, madness checks and judge as the debug backbone, unchanged), with a
+``ModelTuner`` whose engine is verl's ``server_manager.generate`` (token ids in and out), and
+return the merged samples as ``AgentLoopOutput``: one per timeline (verl's v1 trainer accepts a
+list), or exactly one (the legacy trainer; ``config.multi_timeline_issues`` rejects more up front).
+
+Why ``__init__`` passes its arguments through untouched: the constructor of ``AgentLoopBase``
+changed in every verl minor release; we take only our own keyword (``astuner_run``, from the
+generated agent-loop YAML) and hand the rest to verl as received.
+
+A failed or timed-out episode still has to give verl one output (verl has no way to drop one
+member of a group): it gets the task's prompt, a one-token response with loss mask 0 (nothing is
+trained on it) and reward 0.0, which does enter its group's GRPO mean and std (the debug backbone
+leaves failed episodes out). The failure and its traceback are in the records. An ok episode whose
+samples were all dropped (prompt over ``data.max_prompt_length``) gets the same untrained output
+with its real reward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from verl.experimental.agent_loop import AgentLoopBase, AgentLoopOutput
+from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics
+
+from astuner.backbone.verl.spec import load_spec
+from astuner.backbone.verl.tasks import task_from_extra_info, task_messages
+from astuner.engine.protocol import Completion, EngineError, SamplingParams
+from astuner.rollout.build import build_runner, tuner_settings
+from astuner.rollout.runner import Episode, RolloutRunner
+
+
+def structured_outputs(spec: dict[str, Any]) -> Any:
+    """astuner's constraint (``{"regex"|"json"|"structural_tag": ...}``) as vLLM's ``StructuredOutputsParams``.
+
+    Why the vLLM object: verl's vLLM server builds ``SamplingParams(max_tokens=..., **sampling_params)``,
+    so only the object itself (pickled through Ray) reaches vLLM intact; a plain dict would not.
+    """
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:
+        raise EngineError(
+            "constrained decoding (tool_choice 'required'/a tool name, structured_model) through verl needs vllm "
+            "in the verl environment (GPU install); this one has none"
+        ) from None
+    return StructuredOutputsParams(**spec)
+
+
+class VerlEngine:
+    """astuner's ``Engine`` over verl's ``server_manager.generate`` (one episode, one sticky request id).
+
+    Args:
+        server_manager: verl's ``LLMServerClient`` given to the agent loop.
+        request_id: one id per episode, so verl keeps every turn on the same server (prefix cache).
+        base_params: verl's per-batch sampling params (e.g. ``repetition_penalty``), kept as given.
+    """
+
+    def __init__(self, server_manager: Any, request_id: str, base_params: dict[str, Any]):
+        self.server_manager, self.request_id = server_manager, request_id
+        self.base_params = {k: v for k, v in base_params.items() if k not in ("temperature", "top_p", "top_k")}
+        self.global_steps: int | None = None
+
+    async def generate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
+        params = {
+            **self.base_params,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "max_tokens": sampling.max_tokens,
+            "logprobs": True,
+        }
+        if sampling.stop_token_ids:
+            params["stop_token_ids"] = list(sampling.stop_token_ids)
+        if sampling.structured is not None:
+            params["structured_outputs"] = structured_outputs(sampling.structured)
+        out = await self.server_manager.generate(self.request_id, prompt_ids=list(prompt_ids), sampling_params=params)
+        if out.stop_reason == "aborted":
+            raise EngineError("verl aborted the request (rollout interrupted)")
+        if out.log_probs is None or len(out.log_probs) != len(out.token_ids):
+            raise EngineError("verl returned no logprob per token; actor_rollout_ref.rollout.calculate_log_probs")
+        steps = out.extra_fields.get("global_steps")
+        self.global_steps = int(steps) if steps is not None else self.global_steps
+        finish = "length" if len(out.token_ids) >= sampling.max_tokens else "stop"
+        return Completion(list(out.token_ids), [float(x) for x in out.log_probs], finish)
+
+
+def episode_outputs(episode: Episode, fallback_prompt: list[int], pad_id: int, seconds: float) -> list[AgentLoopOutput]:
+    """verl outputs for an episode: one per merged sample; a failed episode gives one untrained output."""
+    metrics = AgentLoopMetrics(generate_sequences=seconds)
+    # reward_extra_info: verl's v1 worker copies it from the last output to the others of a list.
+    extra = {"astuner_episode_id": episode.episode_id, "astuner_status": episode.status, "reward_extra_info": {}}
+    if episode.status != "ok" or not episode.samples:
+        # An ok episode whose samples were all dropped (prompt too long) keeps its reward, as in the
+        # debug backbone's group statistics; a failed one has none and counts as 0.0.
+        reward = float(episode.reward) if episode.status == "ok" and episode.reward is not None else 0.0
+        return [
+            AgentLoopOutput(
+                prompt_ids=fallback_prompt,
+                response_ids=[pad_id],
+                response_mask=[0],
+                response_logprobs=[0.0],
+                reward_score=reward,
+                num_turns=len(episode.calls),
+                metrics=metrics,
+                extra_fields=dict(extra),
+            )
+        ]
+    return [
+        AgentLoopOutput(
+            prompt_ids=s.prompt_ids,
+            response_ids=s.response_ids,
+            response_mask=s.loss_mask,
+            response_logprobs=s.logprobs,
+            reward_score=float(episode.reward),  # type: ignore[arg-type]
+            num_turns=len(s.call_indices),
+            metrics=metrics,
+            extra_fields=dict(extra),
+        )
+        for s in episode.samples
+    ]
+
+
+def record_episode(trajectories_dir: Path, step: int, episode: Episode) -> None:
+    """Append the episode to ``trajectories/verl_step_<N>.<pid>.jsonl`` (one file per worker process: no locks)."""
+    trajectories_dir.mkdir(parents=True, exist_ok=True)
+    path = trajectories_dir / f"verl_step_{step:06d}.{os.getpid()}.jsonl"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(episode.to_dict(), ensure_ascii=False) + "\n")
+
+
+class AstunerAgentLoop(AgentLoopBase):
+    """Runs one astuner workflow episode per verl sample.
+
+    Args:
+        astuner_run: path of the ``RunSpec`` JSON (set in the generated agent-loop YAML).
+        *args / **kwargs: verl's constructor arguments, passed through untouched.
+    """
+
+    def __init__(self, *args: Any, astuner_run: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.spec, self.astuner = load_spec(astuner_run)
+
+    def _fallback_prompt(self, task: Any) -> list[int]:
+        """The task's opening prompt (for a failed episode's output), cut to what verl pads to."""
+        ids = self.tokenizer.apply_chat_template(task_messages(task), add_generation_prompt=True, tokenize=True)
+        if not isinstance(ids, list):  # transformers 5 returns a BatchEncoding
+            ids = ids["input_ids"]
+        return list(ids)[-self.astuner.data.max_prompt_length :]
+
+    def _runner(self, engine: VerlEngine) -> RolloutRunner:
+        return build_runner(self.astuner, engine, self.tokenizer, Path(self.spec.yaml_dir), Path(self.spec.cwd))
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput | list[AgentLoopOutput]:
+        task = task_from_extra_info(kwargs["extra_info"])
+        engine = VerlEngine(self.server_manager, uuid.uuid4().hex, sampling_params)
+        settings = dataclasses.replace(
+            tuner_settings(self.astuner, temperature=float(sampling_params.get("temperature", 1.0))),
+            top_p=float(sampling_params.get("top_p", 1.0)),
+            top_k=int(sampling_params.get("top_k", -1)),
+        )
+        started = time.monotonic()
+        # v1 passes the repeat as session_id; the legacy worker passes nothing (episode ids then repeat).
+        episode = await self._runner(engine).run_episode(task, int(kwargs.get("session_id", 0)), 0, settings)
+        step = engine.global_steps if engine.global_steps is not None else 0
+        record_episode(Path(self.spec.trajectories_dir), step, episode)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started)
+        return outputs[0] if len(outputs) == 1 else outputs

@@ -1,0 +1,286 @@
+"""Translate an astuner experiment into verl 0.9.1's Hydra config (``verl/trainer/config/ppo_trainer``).
+
+Why a table: every astuner key is accounted for in exactly one place (``TO_VERL``, ``ADAPTER_KEYS``,
+``NO_EFFECT``, or a schema ``backbones`` mark), and a test fails when a new schema key is in none of
+them, so no key is ever dropped silently. Keys in ``NO_EFFECT`` that the user sets produce a warning
+naming the key and what to set instead.
+
+Layering (later wins), so that astuner's own keys take effect and the user still has the last word:
+    1. verl's ``ppo_trainer`` composed by Hydra from verl's installed config folder;
+    2. the verl sections of the composed YAML (``verl_default.yaml`` and any top-level verl keys);
+    3. astuner's translated keys (``TO_VERL``) and the wiring (data files, agent loop, checkpoints);
+    4. verl keys the user set explicitly (YAML or command line); each one that overrides a translated
+       key is reported, naming both keys.
+Interpolations of verl's config (``${oc.select:...}``) are kept, so derived keys follow the values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from astuner.config.errors import ConfigError, ConfigIssue
+from astuner.config.load import VERL_SECTIONS, LoadedConfig
+
+AGENT_LOOP_NAME = "astuner"
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+# astuner key (below ``astuner.``) -> verl key(s), with a value converter where the meaning differs.
+TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
+    "project_name": (("trainer.project_name", lambda v: v),),
+    "data.train_batch_size": (("data.train_batch_size", lambda v: v),),
+    "data.max_prompt_length": (("data.max_prompt_length", lambda v: v),),
+    "data.max_response_length": (("data.max_response_length", lambda v: v),),
+    "rollout.num_repeat": (("actor_rollout_ref.rollout.n", lambda v: v),),
+    "rollout.temperature": (("actor_rollout_ref.rollout.temperature", lambda v: v),),
+    "rollout.tensor_model_parallel_size": (("actor_rollout_ref.rollout.tensor_model_parallel_size", lambda v: v),),
+    "rollout.max_num_seqs": (("actor_rollout_ref.rollout.max_num_seqs", lambda v: v),),
+    "rollout.max_model_len": (("actor_rollout_ref.rollout.max_model_len", lambda v: v),),
+    "model.path": (("actor_rollout_ref.model.path", lambda v: v),),
+    "trainer_common.save_freq": (("trainer.save_freq", lambda v: v),),
+    "trainer_common.test_freq": (("trainer.test_freq", lambda v: v),),
+    "trainer_common.total_epochs": (("trainer.total_epochs", lambda v: v),),
+    "trainer_common.total_training_steps": (("trainer.total_training_steps", lambda v: v),),
+    "trainer_common.val_before_train": (("trainer.val_before_train", lambda v: v),),
+    # verl's "file" logger is always added: it writes every step's metrics into the records.
+    "trainer_common.logger": (("trainer.logger", lambda v: [*v, "file"] if "file" not in v else list(v)),),
+    "trainer_common.seed": (("data.seed", lambda v: v), ("actor_rollout_ref.rollout.seed", lambda v: v)),
+    "algorithm.adv_estimator": (("algorithm.adv_estimator", lambda v: v),),
+    "algorithm.norm_adv_by_std": (("algorithm.norm_adv_by_std_in_grpo", lambda v: v),),
+    "algorithm.clip_ratio_low": (("actor_rollout_ref.actor.clip_ratio_low", lambda v: v),),
+    "algorithm.clip_ratio_high": (("actor_rollout_ref.actor.clip_ratio_high", lambda v: v),),
+    "algorithm.kl_coef": (
+        ("actor_rollout_ref.actor.use_kl_loss", lambda v: v > 0),
+        ("actor_rollout_ref.actor.kl_loss_coef", lambda v: v),
+    ),
+    "optim.lr": (("actor_rollout_ref.actor.optim.lr", lambda v: v),),
+    "optim.weight_decay": (("actor_rollout_ref.actor.optim.weight_decay", lambda v: v),),
+    "optim.grad_clip": (("actor_rollout_ref.actor.grad_clip", lambda v: v),),
+}
+
+# Keys that take effect inside astuner's agent loop (the adapter runs astuner's rollout code), or
+# that shape the run itself (tasks, names), so they need no verl key.
+ADAPTER_KEYS = (
+    "experiment_name",
+    "backbone",
+    "task_reader",
+    "rollout.agentscope_workflow",
+    "rollout.agent_madness_reward",
+    "rollout.compute_madness_checklist",
+    "rollout.multi_turn.max_sample_per_task",
+    "rollout.max_response_length_in_one_turn",
+    "rollout.episode_timeout",
+    "task_judge",
+)
+
+# Keys with no verl equivalent: setting one warns, with what to do instead.
+NO_EFFECT = {
+    "rollout.max_env_worker": "verl runs every sample of a worker's share at once; "
+    "set actor_rollout_ref.rollout.agent.num_workers to change the number of agent-loop workers",
+}
+
+
+@dataclass
+class VerlTranslation:
+    """The translated config and what the user should know about it.
+
+    Attributes:
+        config: verl's whole config (an OmegaConf DictConfig, interpolations kept).
+        warnings: one line per astuner key that cannot take effect, or verl key overriding one.
+        mapped: verl key -> the astuner key it came from (for tests and messages).
+    """
+
+    config: Any
+    warnings: list[str] = field(default_factory=list)
+    mapped: dict[str, str] = field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_yaml(self.config)
+
+
+def verl_config_dir() -> Path:
+    """verl's installed Hydra config folder, found without importing verl (which imports torch and Ray)."""
+    spec = importlib.util.find_spec("verl")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            ConfigIssue(
+                "--backbone",
+                "= 'verl' needs verl 0.9.1 in this Python; run scripts/setup_env.sh (it creates .venv-verl) "
+                "and use .venv-verl/bin/astuner, or set ASTUNER_VERL_PYTHON",
+                "command line",
+            )
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "trainer" / "config"
+
+
+def compose_ppo_trainer() -> Any:
+    """verl's own ``ppo_trainer`` config, composed by Hydra exactly as ``verl.trainer.main_ppo`` does."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(verl_config_dir()), version_base=None):
+        return compose(config_name="ppo_trainer")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict) or not data:
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def translated_keys(loaded: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """astuner's keys as flat verl keys, and which astuner key each came from."""
+    values, origin = {}, {}
+    for akey, targets in TO_VERL.items():
+        value = _get(loaded.astuner, akey)
+        for vkey, convert in targets:
+            values[vkey] = convert(value)
+            origin[vkey] = f"astuner.{akey}"
+    values["trainer.experiment_name"] = loaded.experiment_name
+    origin["trainer.experiment_name"] = "astuner.experiment_name"
+    return values, origin
+
+
+def wiring(records_dir: Path) -> dict[str, Any]:
+    """Keys that connect verl to astuner's files: tasks, the agent loop, checkpoints (all in the records)."""
+    verl_dir = records_dir / "verl"
+    return {
+        "data.train_files": str(verl_dir / "train.parquet"),
+        "data.val_files": str(verl_dir / "val.parquet"),
+        "data.return_raw_chat": True,
+        "actor_rollout_ref.rollout.agent.agent_loop_config_path": str(verl_dir / "agent_loops.yaml"),
+        "actor_rollout_ref.rollout.agent.default_agent_loop": AGENT_LOOP_NAME,
+        "actor_rollout_ref.rollout.calculate_log_probs": True,
+        "trainer.default_local_dir": str(records_dir / "checkpoints"),
+        # verl's tensorboard logger writes to $TENSORBOARD_DIR, else a folder relative to the working
+        # directory; the job's runtime env reaches every verl actor, also on a cluster astuner did not start.
+        "ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR": str(records_dir / "tensorboard"),
+        "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH": str(records_dir / "verl" / "metrics.jsonl"),
+    }
+
+
+def no_effect_warnings(loaded: LoadedConfig) -> list[str]:
+    out = []
+    for key, instead in NO_EFFECT.items():
+        if f"astuner.{key}" in loaded.user_keys:
+            out.append(f"astuner.{key} has no effect with --backbone=verl ({instead})")
+    return out
+
+
+def _user_verl_keys(loaded: LoadedConfig) -> dict[str, Any]:
+    flat = _flatten({k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS})
+    return {k: v for k, v in flat.items() if any(k == u or k.startswith(u + ".") for u in loaded.user_keys)}
+
+
+def multi_timeline_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue]:
+    """verl's legacy trainer takes one AgentLoopOutput per episode; only the v1 trainer takes one per timeline."""
+    keep = loaded.astuner.rollout.multi_turn.max_sample_per_task
+    if keep > 1 and not bool(config.trainer.use_v1):
+        return [
+            ConfigIssue(
+                "astuner.rollout.multi_turn.max_sample_per_task",
+                f"= {keep} needs verl's v1 trainer (trainer.use_v1=true), which takes one sample per timeline; "
+                "with trainer.use_v1=false set it to 1",
+                str(loaded.yaml_path),
+            )
+        ]
+    return []
+
+
+def verl_issues(config: Any, display: str) -> list[ConfigIssue]:
+    """verl's own config check (``verl.utils.config.validate_config``, what ``main_ppo.main`` runs first).
+
+    Why here: verl raises these only after Ray and its workers start; running the same check before
+    anything starts turns a late traceback into one line (exit 2), in the dry run too.
+    """
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))
+    try:
+        # verl prints its verdict and warns about the critic: keep stdout for the config (--dry-run | ...).
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            validate_config(resolved, need_reference_policy(resolved), need_critic(resolved))
+    except (ValueError, AssertionError, TypeError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return [ConfigIssue("(verl)", f"verl 0.9.1 rejects the translated config: {text}", display)]
+    return []
+
+
+def to_verl(
+    loaded: LoadedConfig, records_dir: Path, model_path: str | None = None, check: bool = True
+) -> VerlTranslation:
+    """Compose verl's config for ``loaded`` with records under ``records_dir``.
+
+    ``model_path`` replaces ``astuner.model.path`` once it is resolved to a local folder (a
+    ``builtin:`` model or a hub id); the dry run shows the path as written. ``check`` runs verl's
+    own config validation (it imports verl and torch).
+
+    Raises:
+        ConfigError: verl is not installed here, or the combination cannot work on verl.
+    """
+    from omegaconf import OmegaConf
+
+    base = compose_ppo_trainer()
+    passthrough = {k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS}
+    values, origin = translated_keys(loaded)
+    values.update(wiring(records_dir))
+    if model_path is not None:
+        values["actor_rollout_ref.model.path"] = model_path
+    user = _user_verl_keys(loaded)
+    wired = wiring(records_dir)
+    clashes = [
+        ConfigIssue(
+            k,
+            f"= {user[k]!r} is set by astuner to connect verl to its tasks, agent loop and records; remove it",
+            f"{loaded.yaml_path.name} or command line",
+        )
+        for k in sorted(user)
+        if any(k == w or k.startswith(w + ".") for w in wired)
+    ]
+    if clashes:
+        raise ConfigError(clashes)
+    notes = no_effect_warnings(loaded)
+    for vkey in sorted(set(user) & set(origin)):
+        if user[vkey] != values[vkey]:
+            notes.append(
+                f"{vkey} = {user[vkey]!r} (set in {loaded.yaml_path.name} or on the command line) overrides "
+                f"{origin[vkey]} = {values[vkey]!r}"
+            )
+    OmegaConf.set_struct(base, False)
+    config = OmegaConf.merge(base, passthrough, _nest(values), _nest(user))
+    issues = multi_timeline_issues(loaded, config)
+    if check and not issues:
+        issues = verl_issues(config, str(loaded.yaml_path))
+    if issues:
+        raise ConfigError(issues)
+    return VerlTranslation(config=config, warnings=notes, mapped=origin)

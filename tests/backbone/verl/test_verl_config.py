@@ -1,0 +1,138 @@
+"""Config translation (astuner -> verl's ppo_trainer), the --dry-run, task rows and the owned Ray head."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from astuner.backbone.verl.config import ADAPTER_KEYS, NO_EFFECT, TO_VERL, to_verl
+from astuner.config.errors import ConfigError
+from astuner.config.load import load_config
+from astuner.config.validate import all_key_paths, backbone_only_keys
+from tests.backbone.verl.conftest import REPO
+
+TUTORIAL = REPO / "tutorial" / "example_math_agent" / "math_agent.yaml"
+
+
+def test_every_astuner_key_is_accounted_for():
+    """A new schema key must be mapped, used by the adapter, reported as no-effect, or marked per backbone."""
+    only = backbone_only_keys()
+    covered = set(TO_VERL) | set(NO_EFFECT)
+    missing = []
+    for path in all_key_paths():
+        key = path.removeprefix("astuner.")
+        if path in only or key in covered or any(key == a or key.startswith(a + ".") for a in ADAPTER_KEYS):
+            continue
+        missing.append(path)
+    assert not missing, f"add these keys to astuner/backbone/verl/config.py: {missing}"
+
+
+def test_tutorial_translation_maps_every_key(tmp_path):
+    loaded = load_config(TUTORIAL, backbone="verl")
+    t = to_verl(loaded, tmp_path / "math_agent")
+    c, r = t.config, t.config.actor_rollout_ref.rollout
+    assert (r.n, r.temperature, r.max_num_seqs, r.tensor_model_parallel_size, r.max_model_len) == (4, 0.7, 40, 1, 13000)
+    assert (c.data.train_batch_size, c.data.max_prompt_length, c.data.max_response_length) == (264, 3000, 10000)
+    assert (r.prompt_length, r.response_length) == (3000, 10000)  # verl's own interpolations follow
+    assert (c.trainer.total_epochs, c.trainer.save_freq, c.trainer.test_freq) == (99999, 99999, 99999)
+    assert c.actor_rollout_ref.model.path == "Qwen/Qwen2.5-14B-Instruct"
+    assert (c.trainer.project_name, c.trainer.experiment_name) == ("math_agent", "math_agent")
+    assert c.trainer.default_local_dir == str(tmp_path / "math_agent" / "checkpoints")
+    assert r.agent.default_agent_loop == "astuner"
+    assert r.agent.agent_loop_config_path == str(tmp_path / "math_agent" / "verl" / "agent_loops.yaml")
+    assert c.actor_rollout_ref.actor.ppo_mini_batch_size == 16  # verl_default.yaml passes through
+    assert c.algorithm.adv_estimator == "grpo" and c.algorithm.norm_adv_by_std_in_grpo is True
+    assert any(w.startswith("astuner.rollout.max_env_worker has no effect") for w in t.warnings)
+    assert list(c.trainer.logger) == ["console", "tensorboard", "file"]
+    env = c.ray_kwargs.ray_init.runtime_env.env_vars
+    assert env.VERL_FILE_LOGGER_PATH == str(tmp_path / "math_agent" / "verl" / "metrics.jsonl")
+
+
+def test_explicit_verl_key_wins_and_is_reported(verl_experiment, tmp_path):
+    loaded = load_config(verl_experiment(), ["+actor_rollout_ref.rollout.n=8"], backbone="verl")
+    t = to_verl(loaded, tmp_path)
+    assert t.config.actor_rollout_ref.rollout.n == 8
+    assert any("actor_rollout_ref.rollout.n = 8" in w and "astuner.rollout.num_repeat = 2" in w for w in t.warnings)
+
+
+def test_keys_astuner_wires_cannot_be_set(verl_experiment, tmp_path):
+    loaded = load_config(verl_experiment(), ["+data.train_files=/x.parquet"], backbone="verl")
+    with pytest.raises(ConfigError, match=r"data.train_files: = '/x.parquet' is set by astuner .*; remove it"):
+        to_verl(loaded, tmp_path)
+
+
+def test_several_timelines_need_the_v1_trainer(verl_experiment, tmp_path):
+    path, legacy = verl_experiment(), "+trainer.use_v1=false"
+    many = "astuner.rollout.multi_turn.max_sample_per_task=4"
+    with pytest.raises(ConfigError, match=r"max_sample_per_task.*= 4 needs verl's v1 trainer"):
+        to_verl(load_config(path, [legacy, many], backbone="verl"), tmp_path)
+    to_verl(load_config(path, [legacy], backbone="verl"), tmp_path)  # one timeline: fine on the legacy trainer
+    to_verl(load_config(path, [many], backbone="verl"), tmp_path)  # v1 (verl's default) takes one per timeline
+
+
+def test_verl_own_check_runs_before_anything_starts(verl_experiment, tmp_path):
+    loaded = load_config(verl_experiment(), ["actor_rollout_ref.actor.ppo_mini_batch_size=16"], backbone="verl")
+    with pytest.raises(ConfigError, match=r"verl 0.9.1 rejects.*train_batch_size \(2\) must be >= .*\(16\)"):
+        to_verl(loaded, tmp_path)
+
+
+def test_dry_run_prints_verl_config_and_warns(capsys, tmp_path):
+    from astuner.cli import main
+
+    code = main(["--conf", str(TUTORIAL), "--backbone=verl", "--dry-run", "--exp-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out.startswith("model_engine:")  # stdout is the config alone (verl's own prints are kept out)
+    assert "agent_loop_config_path: " + str(tmp_path / "math_agent" / "verl" / "agent_loops.yaml") in out
+    assert "ppo_mini_batch_size" in out and "train_batch_size: 264" in out
+    assert "astuner.rollout.max_env_worker has no effect with --backbone=verl" in err
+    assert not (tmp_path / "math_agent").exists()  # a dry run writes nothing
+
+
+def test_task_rows_round_trip_through_verl_dataset(tmp_path, smollm2_tokenizer_dir):
+    from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from astuner.backbone.verl.tasks import task_from_extra_info, task_rows, write_parquet
+    from astuner.task_reader.task import Task
+
+    tasks = [Task("t-0", "What is 1+1?", metadata={"ground_truth": "2", "row": {"a": [1, 2]}}), Task("t-1", "3*3?")]
+    path = write_parquet(task_rows(tasks, "train", "astuner"), tmp_path / "train.parquet")
+    config = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 256, "return_raw_chat": True})
+    dataset = RLHFDataset(str(path), AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir)), config)
+    rows = [dataset[i] for i in range(len(dataset))]
+    assert [task_from_extra_info(r["extra_info"]) for r in rows] == tasks
+    assert rows[0]["raw_prompt"] == [{"role": "user", "content": "What is 1+1?"}]
+    assert [r["index"] for r in rows] == [0, 1] and rows[0]["agent_name"] == "astuner"
+
+
+def test_ray_head_is_owned_and_stopped_by_pid(tmp_path):
+    from astuner.backbone.verl.run import RayHead
+
+    with RayHead(tmp_path / "ray.log", num_cpus=1) as head:
+        pid = head.proc.pid
+        assert head.address.startswith("127.0.0.1:")
+        os.kill(pid, 0)  # alive
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and head.proc.poll() is None:
+        time.sleep(0.2)
+    assert head.proc.poll() is not None
+    pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    assert not pointer.is_file() or not pointer.read_text().strip().endswith(":" + head.address.rsplit(":", 1)[1])
+
+
+def test_translated_keys_are_plain_dataclass_values():
+    """The table reads typed config values; a renamed schema field fails here, not at run time."""
+    from astuner.backbone.verl.config import _get
+    from astuner.config.schema import AstunerConfig
+
+    cfg = AstunerConfig()
+    for key in TO_VERL:
+        _get(cfg, key)
+    assert dataclasses.is_dataclass(cfg)
