@@ -200,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             logger.warning("interrupted; records kept in {}", experiment.root)
             return 130
+        except Exception as exc:  # a bug in user code (or ours) outside an episode: one line here, all in the log
+            logger.opt(exception=exc).debug("the run failed")
+            return _fail(
+                f"the run failed: {type(exc).__name__}: {exc} (traceback in {experiment.log_path}; records kept)",
+                code=1,
+            )
         finally:
             if viewer is not None:
                 viewer.close()

@@ -76,7 +76,13 @@ class MetricSinks:
 
 
 def plot_reward_curve(metrics_path: Path, out: Path) -> Path | None:
-    """Plot train (and validation) reward per step from ``metrics.jsonl`` into ``out`` (PNG)."""
+    """Plot train (and validation) reward per step from ``metrics.jsonl`` into ``out`` (PNG).
+
+    Returns None (and draws nothing) when there is nothing to draw, e.g. a run that failed before
+    its first step: this runs in ``finally`` blocks and must never mask the run's own error.
+    """
+    if not metrics_path.is_file():
+        return None
     import matplotlib
 
     matplotlib.use("Agg")

@@ -31,7 +31,7 @@ BOOM = """
 from astuner.task_judge.base_judge import BaseJudge
 
 class Boom(BaseJudge):
-    def __init__(self):
+    def __init__(self, *args, **kwargs):
         raise RuntimeError("judge set-up failed (injected)")
 
     def compute_reward(self, workflow_task, workflow_output):
@@ -119,4 +119,5 @@ def test_nothing_is_left_behind(tmp_path, smollm2_dir, how):
     assert r["open_ports"] == []
     assert [n for n in r["tmp_left"] if n.startswith("astuner")] == [], r["tmp_left"]
     if how == "exception":
-        assert "judge set-up failed (injected)" in r["out"]
+        assert "astuner: error: the run failed: RuntimeError: judge set-up failed (injected)" in r["out"]
+        assert "Traceback" not in r["out"]  # it is in astuner.log

@@ -105,7 +105,11 @@ class DebugRun:
                     sync.close()
         finally:
             self.sinks.close()
-            curve = plot_reward_curve(self.experiment.metrics_path, self.experiment.root / "reward_curve.png")
+            try:
+                curve = plot_reward_curve(self.experiment.metrics_path, self.experiment.root / "reward_curve.png")
+            except Exception as exc:  # a plot must not hide why the run ended
+                logger.warning(f"reward curve not drawn: {type(exc).__name__}: {exc}")
+                curve = None
             if curve:
                 logger.info(f"reward curve: {curve}")
         return 0
