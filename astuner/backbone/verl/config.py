@@ -89,6 +89,8 @@ ADAPTER_KEYS = (
 NO_EFFECT = {
     "rollout.max_env_worker": "verl runs every sample of a worker's share at once; "
     "set actor_rollout_ref.rollout.agent.num_workers to change the number of agent-loop workers",
+    "rollout.hang_timeout": "verl drives the rollout, one episode per agent-loop call; a stuck episode is "
+    "ended by rollout.episode_timeout",
 }
 
 
