@@ -115,6 +115,8 @@ def _messages(state: Any, where: str) -> list[dict[str, Any]]:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.ConnectError):
         return f"connection refused or unreachable ({exc})" if str(exc) else "connection refused or unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the server closed the connection without answering ({exc})"
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer within the timeout ({type(exc).__name__})"
     return f"{type(exc).__name__}: {exc}"
