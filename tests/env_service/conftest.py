@@ -45,7 +45,8 @@ class FaultPlan:
     """Which endpoint misbehaves and how; ``calls`` counts the requests each endpoint received.
 
     ``faults[endpoint]`` is a list consumed one request at a time (the last entry repeats):
-    ``"ok"``, ``"500"``, ``"404"``, ``"hang"`` (answer after ``hang_seconds``), ``"garbage"`` (not JSON).
+    ``"ok"``, ``"500"``, ``"404"``, ``"hang"`` (answer after ``hang_seconds``), ``"garbage"`` (not JSON),
+    ``"empty"`` (``data`` is an empty list).
     """
 
     def __init__(self):
@@ -84,6 +85,8 @@ def fault_handler(plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
                 return self._send(404, b'{"error": "no such instance"}')
             if fault == "garbage":
                 return self._send(200, b"<html>oops</html>")
+            if fault == "empty":
+                return self._send(200, b'{"data": []}')
             data = self._answer(endpoint, body)
             self._send(200, json.dumps({"data": data}).encode())
 
