@@ -1,6 +1,6 @@
 """The environment server as a child process that astuner owns (``task_reader.env_service.launch_command``).
 
-Same ownership rules as the vLLM server (``astuner.engine.vllm_server``), whose helpers it reuses:
+Same ownership rules as every child astuner owns (``astuner.processes``, whose helpers it uses):
 its own process group, ``PR_SET_PDEATHSIG`` so it dies with astuner even on SIGKILL, its output in
 the experiment folder (``env_service.log``), a readiness wait that fails fast with the log's tail
 if the process exits, and ``close()`` stopping the whole group by PID, never by name.
@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from loguru import logger
 
-from astuner.engine.vllm_server import _die_with_parent, free_port, stop_process_group
+from astuner.processes import die_with_parent, free_port, stop_process_group
 
 
 class EnvServiceStartError(RuntimeError):
@@ -84,7 +84,7 @@ class EnvServer:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             except OSError as exc:
                 raise EnvServiceStartError(
