@@ -82,6 +82,8 @@ def plot_reward_curve(metrics_path: Path, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not metrics_path.is_file():  # the run ended before its first step: nothing to draw
+        return None
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     train = [
         (r["step"], r["reward_mean"]) for r in rows if r.get("phase") == "train" and r.get("reward_mean") is not None
