@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from astuner.config.errors import ConfigError
     from astuner.config.load import load_config
     from astuner.engine.vllm_server import EngineStartError
+    from astuner.env_service.launch import EnvServiceStartError
     from astuner.model import EmbeddedModelError, ModelPathError
     from astuner.records import RecordsError, open_experiment
     from astuner.rollout.runner import RolloutHangError
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_backbone(loaded, experiment, with_ray=args.with_ray, with_logview=args.with_logview)
         except (TaskReaderError, ConfigError, ModelPathError, EmbeddedModelError) as exc:
             return _fail(str(exc))
-        except EngineStartError as exc:
+        except (EngineStartError, EnvServiceStartError) as exc:
             return _fail(str(exc), code=1)
         except RolloutHangError as exc:
             return _fail(f"{exc}; the step failed and the run stopped (records kept; --resume continues)", code=1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKBONES = ("debug", "verl", "trinity")
-TASK_READER_TYPES = ("huggingface_dat_repo", "dataset_file", "arithmetic")
+TASK_READER_TYPES = ("huggingface_dat_repo", "dataset_file", "arithmetic", "env_service")
 MADNESS_CHECKS = ("nonsense", "wrong_toolcall")
 
 
@@ -61,11 +61,37 @@ class ArithmeticConfig:
 
 
 @dataclass
+class EnvServiceConfig:
+    env_url: str = _f(
+        "http://127.0.0.1:8080",
+        "Base URL of the environment service; '{port}' is replaced by the free port chosen for launch_command.",
+    )
+    env_type: str | None = _f(None, "Environment kind sent with every call (e.g. 'appworld'); required.")
+    training_split: str = _f("train", "Split whose task ids (/get_env_profile) are the training tasks.")
+    validation_split: str | None = _f("val", "Split whose task ids are the validation tasks; null for none.")
+    launch_command: list[str] = _f(
+        [],
+        "Argv (no shell) starting the server as a child process astuner owns, '{port}'/'{python}' filled in; "
+        "empty: connect to env_url.",
+    )
+    ready_path: str | None = _f(
+        None, "With launch_command: GET path that answers 2xx once ready (e.g. /health); null: any HTTP answer."
+    )
+    startup_timeout: float = _f(120.0, "Seconds to wait for a launched server to become ready.", min=1.0)
+    request_timeout: float = _f(60.0, "Seconds one call (/create, /step, ...) may take.", min=0.1)
+    retries: int = _f(3, "Retries of a failed call (step: only when the request never reached the server).", min=0)
+    retry_backoff: float = _f(1.0, "Seconds before the first retry, doubled for each further one.", min=0.0)
+
+
+@dataclass
 class TaskReaderConfig:
     type: str = _f("huggingface_dat_repo", "Where tasks come from.", choices=TASK_READER_TYPES)
     huggingface_dat_repo: HuggingfaceDatRepoConfig = _sub(HuggingfaceDatRepoConfig, "Hugging Face datasets.")
     dataset_file: DatasetFileConfig = _sub(DatasetFileConfig, "Local jsonl/parquet files.")
     arithmetic: ArithmeticConfig = _sub(ArithmeticConfig, "Generated arithmetic word problems (ship with astuner).")
+    env_service: EnvServiceConfig = _sub(
+        EnvServiceConfig, "An environment service (tasks, per-episode instances, scores)."
+    )
     query_field: str = _f("question", "Row field that becomes Task.main_query.")
     answer_field: str | None = _f(
         "answer", "Row field holding the reference answer (text after '####' is the ground truth); null for none."
@@ -148,6 +174,7 @@ class TaskJudgeConfig:
         min=0.0,
         max=1.0,
     )
+    env_success_threshold: float = _f(1.0, "EnvServiceJudge: an /evaluate score at or above this counts as a success.")
 
 
 @dataclass

@@ -189,6 +189,42 @@ def _cross_checks(cfg: AstunerConfig, w: _Walker) -> None:
             "astuner.task_reader.dataset_file.training_path",
             "is required with task_reader.type: dataset_file (a .jsonl or .parquet file)",
         )
+    if tr.type == "env_service":
+        _check_env_service(cfg, w)
+    judge = cfg.task_judge.judge_protocol or ""
+    if judge.endswith("->EnvServiceJudge") and tr.type != "env_service":
+        w.issue(
+            "astuner.task_judge.judge_protocol",
+            f"= {judge!r} scores episodes with the environment service's /evaluate; it needs "
+            f"task_reader.type: env_service (got {tr.type!r})",
+        )
+
+
+def _check_env_service(cfg: AstunerConfig, w: _Walker) -> None:
+    es, key = cfg.task_reader.env_service, "astuner.task_reader.env_service"
+    if not es.env_type:
+        w.issue(
+            f"{key}.env_type", "is required with task_reader.type: env_service (the server's kind, e.g. 'appworld')"
+        )
+    if not es.env_url.startswith(("http://", "https://")):
+        w.issue(f"{key}.env_url", f"= {es.env_url!r} is not an http(s) URL; e.g. http://127.0.0.1:8080")
+    url_port = "{port}" in es.env_url
+    cmd_port = any("{port}" in arg for arg in es.launch_command)
+    if url_port and not es.launch_command:
+        w.issue(
+            f"{key}.env_url",
+            f"= {es.env_url!r} has '{{port}}', which only launch_command fills in; give the running server's port "
+            "or set launch_command",
+        )
+    elif es.launch_command and url_port != cmd_port:
+        has, lacks = ("launch_command", "env_url") if cmd_port else ("env_url", "launch_command")
+        w.issue(
+            f"{key}.launch_command",
+            f"{has} has '{{port}}' but {lacks} does not; put '{{port}}' in both (astuner picks a free port) "
+            "or in neither",
+        )
+    if es.ready_path is not None and not es.ready_path.startswith("/"):
+        w.issue(f"{key}.ready_path", f"= {es.ready_path!r} must be a path starting with '/', e.g. /health")
 
 
 def backbone_only_keys(cls: type = AstunerConfig, prefix: str = "astuner") -> dict[str, tuple[str, ...]]:

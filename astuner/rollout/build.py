@@ -8,6 +8,7 @@ from typing import Any
 from astuner.config.class_ref import resolve_class
 from astuner.config.schema import AstunerConfig
 from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
+from astuner.env_service import EnvSessions, client_from_config
 from astuner.rollout.runner import RolloutRunner, RolloutSettings
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.tuner.chat_render import ChatRenderer
@@ -71,6 +72,8 @@ def build_judge(cfg: AstunerConfig, yaml_dir: Path, cwd: Path) -> BaseJudge | No
 def build_runner(cfg: AstunerConfig, engine: Any, tokenizer: Any, yaml_dir: Path, cwd: Path) -> RolloutRunner:
     assert cfg.rollout.agentscope_workflow is not None, "validated by astuner.config"
     workflow_cls = resolve_class(cfg.rollout.agentscope_workflow, yaml_dir, cwd)
+    tr = cfg.task_reader
+    env = EnvSessions(client_from_config(tr.env_service)) if tr.type == "env_service" else None
     return RolloutRunner(
-        engine, ChatRenderer(tokenizer), workflow_cls, build_judge(cfg, yaml_dir, cwd), rollout_settings(cfg)
+        engine, ChatRenderer(tokenizer), workflow_cls, build_judge(cfg, yaml_dir, cwd), rollout_settings(cfg), env
     )

@@ -6,6 +6,10 @@ An exception or a timeout marks that episode failed, with its traceback in the l
 and never crashes the batch: failures are data. After the workflow returns, the judge scores it
 (when the workflow left ``reward=None``), madness checks may override the reward, and the recorded
 calls are merged into training samples. Episodes of the same task form one group (GRPO).
+
+With an environment service (``env``), each episode first creates its environment instance
+(``workflow_task.env``; a failed ``/create`` fails the episode like any other error) and releases it
+in a ``finally`` once the workflow and the judge are done, whatever happened to them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tqdm import tqdm
 from astuner.context.merge import merge_calls
 from astuner.context.types import LLMCall, Sample, jsonable
 from astuner.engine.protocol import Engine
+from astuner.env_service.instance import EnvInstance, EnvSessions
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.task_reader.task import Task
 from astuner.tuner.chat_render import ChatRenderer
@@ -61,7 +66,7 @@ class _Activity:
 
     Progress is an episode finishing or an engine completion arriving; phases are ``queued``
     (waiting for a ``max_env_worker`` slot), ``workflow`` (user code), ``engine`` (a request in
-    flight) and ``judge``.
+    flight), ``env`` (creating or releasing the episode's env service instance) and ``judge``.
     """
 
     def __init__(self) -> None:
@@ -83,7 +88,7 @@ class _Activity:
         for eid, (phase, since) in self.phases.items():
             by_phase.setdefault(phase, []).append((now - since, eid))
         parts = []
-        for phase in ("engine", "workflow", "judge", "queued"):
+        for phase in ("engine", "env", "workflow", "judge", "queued"):
             waiting = sorted(by_phase.get(phase, []), reverse=True)
             if waiting:
                 oldest = ", ".join(f"{eid} ({age:.0f}s)" for age, eid in waiting[:3])
@@ -96,6 +101,7 @@ class _Activity:
 
 _PHASE_TEXT = {
     "engine": "an engine request",
+    "env": "an env service call (create/release)",
     "workflow": "workflow code",
     "judge": "the judge",
     "queued": "the queue for a max_env_worker slot",
@@ -174,6 +180,7 @@ class RolloutRunner:
         workflow_cls: the user's Workflow subclass (instantiated per episode).
         judge: used when a workflow returns ``reward=None``; may be None if workflows always set it.
         settings: limits and rules.
+        env: opens and releases per-episode environment instances (``task_reader.type: env_service``).
     """
 
     def __init__(
@@ -183,6 +190,7 @@ class RolloutRunner:
         workflow_cls: type[Workflow],
         judge: BaseJudge | None,
         settings: RolloutSettings,
+        env: EnvSessions | None = None,
     ):
         self.engine, self.renderer, self.workflow_cls, self.judge, self.settings = (
             engine,
@@ -191,6 +199,7 @@ class RolloutRunner:
             judge,
             settings,
         )
+        self.env = env
 
     async def run(
         self,
@@ -226,14 +235,20 @@ class RolloutRunner:
         episodes = asyncio.ensure_future(asyncio.gather(*(one(t, r) for t, r in jobs)))
         try:
             if self.settings.hang_timeout <= 0:
-                return list(await episodes)
-            return list(await self._watched(episodes, activity))
+                finished = list(await episodes)
+            else:
+                finished = list(await self._watched(episodes, activity))
         finally:
             if not episodes.done():
                 episodes.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await episodes
             bar.close()
+        failed = [e for e in finished if e.status != "ok"]
+        if failed:
+            first = (failed[0].error or "").strip().splitlines()[-1:] or [""]
+            logger.warning(f"step {step} {desc}: {len(failed)} of {len(finished)} episodes failed; first: {first[0]}")
+        return finished
 
     async def _watched(self, episodes: asyncio.Future, activity: _Activity) -> list[Episode]:
         """Await ``episodes``; raise RolloutHangError when nothing progresses for hang_timeout.
@@ -272,10 +287,16 @@ class RolloutRunner:
         activity.set(episode_id, "workflow")
         engine = _TrackedEngine(self.engine, activity, episode_id)
         tuner = ModelTuner(engine, self.renderer, tuner_settings, episode_id=episode_id)
-        wtask = WorkflowTask(task=task, episode_id=episode_id, repeat_index=repeat_index)
         started = time.monotonic()
         episode = Episode(episode_id=episode_id, task_id=task.task_id, repeat_index=repeat_index, status="ok")
+        instance: EnvInstance | None = None
         try:
+            if self.env is not None:
+                activity.set(episode_id, "env")
+                instance = await self.env.open(task, episode_id)
+                task = instance.task
+                activity.set(episode_id, "workflow")
+            wtask = WorkflowTask(task=task, episode_id=episode_id, repeat_index=repeat_index, env=instance)
             output = await asyncio.wait_for(self.workflow_cls().execute(wtask, tuner), self.settings.episode_timeout)
             if not isinstance(output, WorkflowOutput):
                 raise TypeError(
@@ -294,6 +315,11 @@ class RolloutRunner:
             episode.error = "".join(traceback.format_exception(exc))
             logger.warning(f"{episode_id} failed: {type(exc).__name__}: {exc}")
             logger.debug(f"{episode_id} traceback:\n{episode.error}")
+        finally:
+            if instance is not None:
+                assert self.env is not None
+                activity.set(episode_id, "env")
+                await self.env.release(instance)
         episode.calls = list(tuner.calls)
         episode.context_overflow = tuner.context_overflow
         self._finish(episode, time.monotonic() - started)

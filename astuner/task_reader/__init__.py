@@ -10,6 +10,7 @@ from typing import Protocol
 from astuner.config.schema import TaskReaderConfig
 from astuner.task_reader.arithmetic import ArithmeticTaskReader
 from astuner.task_reader.dataset_file import DatasetFileReader
+from astuner.task_reader.env_service import EnvServiceReader
 from astuner.task_reader.hf_dataset import HuggingfaceDatRepoReader
 from astuner.task_reader.rows import RowFields, TaskReaderError
 from astuner.task_reader.task import Task
@@ -24,7 +25,8 @@ class TaskReader(Protocol):
 
 
 def build_task_reader(cfg: TaskReaderConfig) -> TaskReader:
-    """The reader for ``cfg.type`` (paths in ``cfg`` are already absolute, see ``astuner.config``)."""
+    """The reader for ``cfg.type`` (paths in ``cfg`` are already absolute, see ``astuner.config``;
+    ``env_service.env_url`` is resolved, see ``astuner.backbone.run_backbone``)."""
     fields = RowFields(query=cfg.query_field, answer=cfg.answer_field, task_id=cfg.task_id_field)
     if cfg.type == "huggingface_dat_repo":
         hf = cfg.huggingface_dat_repo
@@ -39,6 +41,11 @@ def build_task_reader(cfg: TaskReaderConfig) -> TaskReader:
     if cfg.type == "arithmetic":
         a = cfg.arithmetic
         return ArithmeticTaskReader(a.num_train, a.num_validation, a.seed, a.difficulty)
+    if cfg.type == "env_service":
+        from astuner.env_service import client_from_config
+
+        es = cfg.env_service
+        return EnvServiceReader(client_from_config(es), es.training_split, es.validation_split)
     raise TaskReaderError(f"astuner.task_reader.type = {cfg.type!r} has no reader")
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from astuner.task_reader.task import Task
 
 if TYPE_CHECKING:
+    from astuner.env_service.instance import EnvInstance
     from astuner.tuner.model_tuner import ModelTuner
 
 
@@ -25,11 +26,16 @@ class WorkflowTask:
         task: the task to solve.
         episode_id: unique id of this episode.
         repeat_index: which of the task's ``num_repeat`` episodes this is.
+        env: with ``task_reader.type: env_service``, this episode's environment instance (``await
+            env.step(action)``, ``env.evaluate()``, ``env.get_info()``); astuner created it before the
+            workflow started (``task.init_messages`` are its opening messages) and releases it afterwards.
+            None for other task sources.
     """
 
     task: Task
     episode_id: str = ""
     repeat_index: int = 0
+    env: EnvInstance | None = None
 
 
 @dataclass

@@ -31,7 +31,7 @@ BOOM = """
 from astuner.task_judge.base_judge import BaseJudge
 
 class Boom(BaseJudge):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, config=None, **kwargs):  # astuner builds judges as cls(config=cfg)
         raise RuntimeError("judge set-up failed (injected)")
 
     def compute_reward(self, workflow_task, workflow_output):

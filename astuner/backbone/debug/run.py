@@ -67,6 +67,7 @@ class DebugRun:
         self.train_tasks = train[:n] if n else train
         self.val_tasks = val[:n] if n else val
         self.sinks: MetricSinks | None = None
+        self.runner: RolloutRunner | None = None
 
     def run(self) -> int:
         cfg = self.cfg
@@ -104,6 +105,8 @@ class DebugRun:
                 finally:
                     sync.close()
         finally:
+            if self.runner is not None and self.runner.env is not None:
+                self.runner.env.close()  # instances the interrupted loop could not release
             self.sinks.close()
             try:
                 curve = plot_reward_curve(self.experiment.metrics_path, self.experiment.root / "reward_curve.png")
@@ -141,6 +144,7 @@ class DebugRun:
     async def _loop(self, base_url, tokenizer, trainer, sync, state: TrainState, total: int) -> None:
         cfg = self.cfg
         runner, engine = self._runner(base_url, tokenizer)
+        self.runner = runner
         probe = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
         try:
             if cfg.trainer_common.val_before_train and state.step == 0:
@@ -159,6 +163,8 @@ class DebugRun:
                     path = save_checkpoint(self.experiment.checkpoints_dir, trainer, state)
                     logger.info(f"checkpoint: {path}")
         finally:
+            if runner.env is not None:
+                await runner.env.aclose()
             await engine.aclose()
 
     async def _step(self, runner, trainer, sync, batch, state, probe, total) -> None:

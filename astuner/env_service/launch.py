@@ -1,0 +1,173 @@
+"""The environment server as a child process that astuner owns (``task_reader.env_service.launch_command``).
+
+Same ownership rules as every child astuner owns (``astuner.processes``, whose helpers it uses):
+its own process group, ``PR_SET_PDEATHSIG`` so it dies with astuner even on SIGKILL, its output in
+the experiment folder (``env_service.log``), a readiness wait that fails fast with the log's tail
+if the process exits, and ``close()`` stopping the whole group by PID, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from loguru import logger
+
+from astuner.processes import die_with_parent, free_port, stop_process_group
+
+
+class EnvServiceStartError(RuntimeError):
+    """The launched environment server did not become ready; the message has the cause and the log's tail."""
+
+
+def fill_placeholders(launch_command: list[str], env_url: str, port: int) -> tuple[list[str], str]:
+    """``launch_command`` and ``env_url`` with ``{port}`` and ``{python}`` (this interpreter) filled in.
+
+    Plain ``str.replace``, not ``str.format``: commands may contain other braces (JSON arguments).
+    """
+
+    def fill(text: str) -> str:
+        return text.replace("{port}", str(port)).replace("{python}", sys.executable)
+
+    return [fill(arg) for arg in launch_command], fill(env_url)
+
+
+class EnvServer:
+    """Owner of one launched environment server.
+
+    Args:
+        argv: the command (placeholders already filled in).
+        base_url: where it will serve.
+        log_path: its stdout and stderr.
+        cwd: its working directory (the experiment YAML's folder, so relative scripts resolve as in the YAML).
+        ready_path: GET path answering 2xx once ready; None: any HTTP answer at ``base_url`` counts.
+        startup_timeout: seconds to wait for readiness.
+
+    Example:
+        >>> with EnvServer(argv, "http://127.0.0.1:8123", records / "env_service.log", yaml_dir) as server:
+        ...     run_episodes(server.base_url)                                             # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        base_url: str,
+        log_path: Path,
+        cwd: Path,
+        ready_path: str | None = None,
+        startup_timeout: float = 120.0,
+    ):
+        self.argv, self.base_url, self.log_path, self.cwd = argv, base_url.rstrip("/"), log_path, cwd
+        self.ready_path, self.startup_timeout = ready_path, startup_timeout
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start the server and wait until it is ready; returns its base URL.
+
+        Raises:
+            EnvServiceStartError: the command cannot run, exits, or is not ready in time.
+        """
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        logger.info(f"starting the env service on {self.base_url}; log: {self.log_path}")
+        logger.debug("env service command: " + " ".join(self.argv))
+        with self.log_path.open("ab") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv,
+                    cwd=self.cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
+                )
+            except OSError as exc:
+                raise EnvServiceStartError(
+                    f"astuner.task_reader.env_service.launch_command = {self.argv!r} cannot be started: {exc}"
+                ) from None
+        self.pid = self._proc.pid
+        try:
+            self.wait_ready(time.monotonic() + self.startup_timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self.base_url
+
+    def wait_ready(self, deadline: float) -> None:
+        """Poll until the server answers, the process exits, or ``deadline`` (``time.monotonic()``) passes."""
+        start = time.monotonic()
+        url = self.base_url + (self.ready_path or "/")
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                raise EnvServiceStartError(
+                    f"the env service (astuner.task_reader.env_service.launch_command) exited with code {code} "
+                    f"while starting; last lines of {self.log_path}:\n{self.tail()}"
+                )
+            if self._answers(url):
+                logger.info(f"env service ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
+                return
+            time.sleep(0.2)
+        raise EnvServiceStartError(
+            f"the env service did not answer GET {url} within {self.startup_timeout:g}s "
+            f"(astuner.task_reader.env_service.startup_timeout); last lines of {self.log_path}:\n{self.tail()}"
+        )
+
+    def _answers(self, url: str) -> bool:
+        try:
+            response = httpx.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return self.ready_path is None or response.is_success
+
+    def tail(self, n: int = 15) -> str:
+        """The last ``n`` lines of the server's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def exit_code(self) -> int | None:
+        """The server's exit code if it has exited (it should not, before ``close()``)."""
+        return None if self._proc is None else self._proc.poll()
+
+    def close(self) -> None:
+        """Stop the server's process group (reporting it if it had died during the run)."""
+        if self._proc is None or self.pid is None:
+            return
+        code = self._proc.poll()
+        if code is not None:
+            logger.warning(
+                f"the env service (pid {self.pid}) had exited with code {code} during the run; "
+                f"last lines of {self.log_path}:\n{self.tail(5)}"
+            )
+        stop_process_group(self.pid, "env service", grace=5.0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+        self._proc = None
+
+    def __enter__(self) -> EnvServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def launch_env_server(
+    launch_command: list[str],
+    env_url: str,
+    log_path: Path,
+    cwd: Path,
+    ready_path: str | None,
+    startup_timeout: float,
+) -> EnvServer:
+    """The (not yet started) owner for the configured command, on a free port if it uses ``{port}``."""
+    argv, url = fill_placeholders(launch_command, env_url, free_port())
+    return EnvServer(argv, url, log_path, cwd, ready_path, startup_timeout)

@@ -1,0 +1,46 @@
+"""``run_backbone`` starts the configured env server for the run and resolves ``env_url`` to it."""
+
+from __future__ import annotations
+
+import contextlib
+
+import httpx
+
+from astuner.backbone import _start_env_service
+from astuner.config import load_config
+from astuner.records import open_experiment
+from tests.conftest import REPO
+
+TUTORIAL = REPO / "tutorial" / "example_env_service" / "guess_number_cpu.yaml"
+
+
+def test_launch_command_starts_the_server_for_the_run_and_stops_it(tmp_path):
+    loaded = load_config(TUTORIAL, cwd=REPO)
+    with open_experiment(tmp_path, loaded.experiment_name, False) as experiment:
+        with contextlib.ExitStack() as owned:
+            _start_env_service(loaded, experiment, owned)
+            url = loaded.astuner.task_reader.env_service.env_url
+            assert "{port}" not in url
+            profile = httpx.post(f"{url}/get_env_profile", json={"params": {"split": "val"}}).json()["data"]
+            assert len(profile) == 16  # the tutorial's --num-val 16 reached the server
+        assert (experiment.root / "env_service.log").read_text().count("GET /health") >= 1
+    try:
+        httpx.get(f"{url}/health", timeout=1.0)
+        raise AssertionError("the env server is still answering after the run")
+    except httpx.ConnectError:
+        pass
+
+
+def test_without_launch_command_nothing_starts(tmp_path):
+    loaded = load_config(
+        TUTORIAL,
+        [
+            "astuner.task_reader.env_service.launch_command=[]",
+            "astuner.task_reader.env_service.env_url=http://127.0.0.1:8080",
+        ],
+        cwd=REPO,
+    )
+    with open_experiment(tmp_path, loaded.experiment_name, False) as experiment, contextlib.ExitStack() as owned:
+        _start_env_service(loaded, experiment, owned)
+        assert loaded.astuner.task_reader.env_service.env_url == "http://127.0.0.1:8080"
+        assert not (experiment.root / "env_service.log").exists()
