@@ -85,12 +85,13 @@ class LoadedConfig:
         return OmegaConf.to_yaml(OmegaConf.create(self.tree))
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (empty mappings are leaves)."""
     if not isinstance(data, dict) or not data:
         return {prefix: data} if prefix else {}
     out: dict[str, Any] = {}
     for k, v in data.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
 
 
@@ -209,8 +210,8 @@ class _Provenance:
     def __init__(self, display: str, raw: dict[str, Any], overrides: list[str]):
         self.display = display
         self.override_keys = {_override_key(o) for o in overrides}
-        self.user = _flatten({k: v for k, v in raw.items() if k not in ("hydra", "defaults")})
-        self.defaults = [(str(p), _flatten(_read_yaml(p, str(p)))) for p in DEFAULT_FILES]
+        self.user = flatten({k: v for k, v in raw.items() if k not in ("hydra", "defaults")})
+        self.defaults = [(str(p), flatten(_read_yaml(p, str(p)))) for p in DEFAULT_FILES]
 
     def __call__(self, path: str) -> str:
         if any(path == k or path.startswith(k + ".") for k in self.override_keys):

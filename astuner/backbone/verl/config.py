@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from astuner.config.errors import ConfigError, ConfigIssue
-from astuner.config.load import VERL_SECTIONS, LoadedConfig
+from astuner.config.load import VERL_SECTIONS, LoadedConfig, flatten
 
 AGENT_LOOP_NAME = "astuner"
 
@@ -137,15 +137,6 @@ def compose_ppo_trainer() -> Any:
         return compose(config_name="ppo_trainer")
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict) or not data:
-        return {prefix: data} if prefix else {}
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in flat.items():
@@ -197,7 +188,7 @@ def no_effect_warnings(loaded: LoadedConfig) -> list[str]:
 
 
 def _user_verl_keys(loaded: LoadedConfig) -> dict[str, Any]:
-    flat = _flatten({k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS})
+    flat = flatten({k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS})
     return {k: v for k, v in flat.items() if any(k == u or k.startswith(u + ".") for u in loaded.user_keys)}
 
 

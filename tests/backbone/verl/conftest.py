@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SEED_HEADER
+
 VERL_HERE = importlib.util.find_spec("verl") is not None
 if not VERL_HERE:
     collect_ignore_glob = ["test_verl_*.py"]
@@ -79,19 +81,9 @@ def verl_experiment(tmp_path: Path):
         actor_rollout_ref:
           actor:
             ppo_mini_batch_size: 2
-        hydra:
-          searchpath:
-            - file://astuner/default_config
-            - file://astuner/default_config/verl
-            - file://astuner/default_config/trinity
-        defaults:
-          - verl_default
-          - trinity_default
-          - astuner_default
-          - _self_
         """
         path = tmp_path / "exp.yaml"
-        path.write_text(textwrap.dedent(body), encoding="utf-8")
+        path.write_text(textwrap.dedent(body) + SEED_HEADER, encoding="utf-8")
         return path
 
     return make
