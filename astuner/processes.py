@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 from loguru import logger
 
@@ -29,6 +30,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 def die_with_parent() -> None:
     """``preexec_fn`` for a child: SIGTERM it when the process that started it dies (Linux)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def log_tail(path: Path, n: int = 15) -> str:
+    """The last ``n`` lines of a child's log, for an error message (``(no log)`` if unreadable)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
 
 
 def pid_alive(pid: int) -> bool:

@@ -35,7 +35,7 @@ from typing import IO
 from loguru import logger
 
 from astuner.model.embedded import cache_dir
-from astuner.processes import die_with_parent, free_port, pid_alive, stop_process_group
+from astuner.processes import die_with_parent, free_port, log_tail, pid_alive, stop_process_group
 
 
 class EngineStartError(RuntimeError):
@@ -217,21 +217,17 @@ class VllmServer:
             assert self._proc is not None
             code = self._proc.poll()
             if code is not None:
-                raise EngineStartError(f"vLLM exited with code {code} while starting; last log lines:\n{self._tail()}")
+                raise EngineStartError(
+                    f"vLLM exited with code {code} while starting; last log lines:\n{log_tail(self.log_path)}"
+                )
             if healthy(self.base_url):
                 logger.info(f"vLLM ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
                 return
             time.sleep(0.5)
         raise EngineStartError(
             f"vLLM did not become healthy within {self.startup_timeout:.0f}s "
-            f"(astuner.rollout.engine.startup_timeout); last log lines:\n{self._tail()}"
+            f"(astuner.rollout.engine.startup_timeout); last log lines:\n{log_tail(self.log_path)}"
         )
-
-    def _tail(self, n: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
     def _try_reuse(self) -> bool:
         path = self.state_path

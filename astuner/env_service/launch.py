@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from loguru import logger
 
-from astuner.processes import die_with_parent, free_port, stop_process_group
+from astuner.processes import die_with_parent, free_port, log_tail, stop_process_group
 
 
 class EnvServiceStartError(RuntimeError):
@@ -108,7 +108,7 @@ class EnvServer:
             if code is not None:
                 raise EnvServiceStartError(
                     f"the env service (astuner.task_reader.env_service.launch_command) exited with code {code} "
-                    f"while starting; last lines of {self.log_path}:\n{self.tail()}"
+                    f"while starting; last lines of {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             if self._answers(url):
                 logger.info(f"env service ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
@@ -116,7 +116,8 @@ class EnvServer:
             time.sleep(0.2)
         raise EnvServiceStartError(
             f"the env service did not answer GET {url} within {self.startup_timeout:g}s "
-            f"(astuner.task_reader.env_service.startup_timeout); last lines of {self.log_path}:\n{self.tail()}"
+            "(astuner.task_reader.env_service.startup_timeout); "
+            f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
     def _answers(self, url: str) -> bool:
@@ -125,13 +126,6 @@ class EnvServer:
         except httpx.HTTPError:
             return False
         return self.ready_path is None or response.is_success
-
-    def tail(self, n: int = 15) -> str:
-        """The last ``n`` lines of the server's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
     def exit_code(self) -> int | None:
         """The server's exit code if it has exited (it should not, before ``close()``)."""
@@ -145,7 +139,7 @@ class EnvServer:
         if code is not None:
             logger.warning(
                 f"the env service (pid {self.pid}) had exited with code {code} during the run; "
-                f"last lines of {self.log_path}:\n{self.tail(5)}"
+                f"last lines of {self.log_path}:\n{log_tail(self.log_path, 5)}"
             )
         stop_process_group(self.pid, "env service", grace=5.0)
         with contextlib.suppress(subprocess.TimeoutExpired):

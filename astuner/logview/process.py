@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from astuner.processes import die_with_parent, stop_process_group
+from astuner.processes import die_with_parent, log_tail, stop_process_group
 
 
 class LogviewStartError(RuntimeError):
@@ -58,17 +58,13 @@ class LogviewProcess:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._proc.poll() is not None:
                     self.close()
-                    raise LogviewStartError(f"logview did not start; its log ({self.log_path}):\n{self._tail()}")
+                    raise LogviewStartError(
+                        f"logview did not start; its log ({self.log_path}):\n{log_tail(self.log_path)}"
+                    )
                 if sel.select(timeout=min(left, 0.5)):
                     self.url = self._proc.stdout.readline().decode().strip()
         self._proc.stdout.close()  # it announces once; nothing else is written there
         return self.url
-
-    def _tail(self, n: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
     def close(self) -> None:
         if self.pid is None:
