@@ -14,7 +14,7 @@ group at exit; otherwise ``RAY_ADDRESS`` (an existing cluster) is passed through
 from __future__ import annotations
 
 import os
-import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,9 +26,11 @@ import yaml
 from loguru import logger
 
 from astuner.backbone.verl.config import AGENT_LOOP_NAME, VerlTranslation, to_verl
+from astuner.backbone.verl.progress import LogFollower, describe, parse_step_line
 from astuner.backbone.verl.spec import AGENT_LOOP_CLASS, RunSpec
 from astuner.backbone.verl.tasks import task_rows, write_parquet
 from astuner.config.load import LoadedConfig
+from astuner.processes import die_with_parent, free_port, log_tail, stop_process_group
 from astuner.records import Experiment
 from astuner.task_reader.task import Task
 
@@ -52,9 +54,9 @@ class RayHead:
         return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
 
     def __enter__(self) -> RayHead:
-        port = _free_port()
+        port = free_port()
         cmd = [
-            str(Path(sys.executable).parent / "ray"),
+            ray_cli(),
             "start",
             "--head",
             "--block",
@@ -67,7 +69,9 @@ class RayHead:
             cmd.append(f"--num-cpus={self.num_cpus}")
         self.address = f"127.0.0.1:{port}"
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+            )
         self.wait_ready(time.monotonic() + self.startup_timeout)
         logger.info(f"Ray head (pid {self.proc.pid}) at {self.address}, log {self.log_path}")
         return self
@@ -89,12 +93,8 @@ class RayHead:
     def close(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)  # Ray drains for up to 30 s on SIGTERM
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc.pid, "Ray head", grace=60.0)  # Ray drains for up to 30 s on SIGTERM
+        self.proc.wait()
         self._forget_address()
 
     def _forget_address(self) -> None:
@@ -114,10 +114,16 @@ class RayHead:
         self.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def ray_cli() -> str:
+    """The ``ray`` command of this Python's Ray: next to the interpreter (a venv), else on PATH
+    (a ``pip install --target`` folder whose ``bin`` is on PATH)."""
+    beside = Path(sys.executable).parent / "ray"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("ray")
+    if found is None:
+        raise RuntimeError(f"--with-ray: no 'ray' command next to {sys.executable} or on PATH; is Ray installed?")
+    return found
 
 
 def write_inputs(
@@ -147,6 +153,21 @@ def write_inputs(
     return translation, config_path
 
 
+def _follow(proc: subprocess.Popen[bytes], log_path: Path, interval: float = 2.0) -> int:
+    """Wait for verl, logging one line per training step and validation as its log shows them."""
+    follower = LogFollower(log_path)
+    while True:
+        code = proc.poll()
+        for line in follower.new_lines():
+            parsed = parse_step_line(line)
+            summary = describe(*parsed) if parsed else None
+            if summary:
+                logger.info(summary)
+        if code is not None:
+            return code
+        time.sleep(interval)
+
+
 def run_verl(
     loaded: LoadedConfig, experiment: Experiment, train: list[Task], val: list[Task], *, with_ray: bool
 ) -> int:
@@ -172,15 +193,20 @@ def run_verl(
             env.update(head.client_env)
         elif env.get("RAY_ADDRESS"):
             logger.info(f"attaching to the Ray cluster at RAY_ADDRESS={env['RAY_ADDRESS']}")
-        logger.info(f"verl: {' '.join(cmd)} (log: {experiment.root / 'verl.log'})")
-        with (experiment.root / "verl.log").open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log_path = experiment.root / "verl.log"
+        logger.info(f"verl: {' '.join(cmd)} (log: {log_path})")
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent
+            )
             try:
-                return proc.wait()
+                code = _follow(proc, log_path)
             finally:
                 if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait()
+                    stop_process_group(proc.pid, "verl trainer", grace=60.0)
+        if code != 0:
+            logger.error(f"verl exited with code {code}; last lines of {log_path}:\n{log_tail(log_path)}")
+        return code
     finally:
         if head is not None:
             head.close()
