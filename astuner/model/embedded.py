@@ -96,13 +96,18 @@ def materialize(name: str, dtype: str = "bfloat16") -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         start = time.monotonic()
         logger.info(f"converting {source.name} into a Hugging Face folder at {target} (once)")
-        _convert(source, tmp, dtype)
+        convert_gguf(source, tmp, dtype)
         os.replace(tmp, target)
         logger.info(f"converted builtin:{name} in {time.monotonic() - start:.1f}s")
     return target
 
 
-def _convert(source: Path, out: Path, dtype: str) -> None:
+def convert_gguf(source: Path, out: Path, dtype: str = "bfloat16") -> None:
+    """Write a GGUF model file as a Hugging Face folder (safetensors + tokenizer) at ``out``.
+
+    Public for machines where the embedded package is not installed but its GGUF is at hand
+    (``scripts/gpu/verl_math_agent.sh`` converts the carried file on the GPU machine).
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -81,6 +81,13 @@ class ModelTuner(ChatModelBase):
         self._turns: list[SampledTurn] = []
         tok = renderer.tokenizer
         self._eos = {i for i in [tok.eos_token_id, getattr(tok, "pad_token_id", None)] if i is not None}
+        # The engine stops on the model's generation-config EOS, which can differ from the tokenizer's
+        # (a GGUF conversion with another transformers version named <|im_start|> the EOS): a special
+        # token that ended a completion is never part of the message text.
+        added = getattr(tok, "added_tokens_decoder", {}) or {}
+        self._special_ids = set(getattr(tok, "all_special_ids", []) or []) | {
+            i for i, t in added.items() if getattr(t, "special", False)
+        }
         self._special = [t for t in getattr(tok, "all_special_tokens", []) if t]
 
     async def __call__(
@@ -116,7 +123,8 @@ class ModelTuner(ChatModelBase):
         )
         completion = await self.engine.generate(prompt, sampling)
         ids = completion.token_ids
-        content_ids = ids[:-1] if ids and ids[-1] in self._eos else ids
+        ends_on_special = completion.finish_reason == "stop" and bool(ids) and ids[-1] in self._special_ids
+        content_ids = ids[:-1] if ids and (ids[-1] in self._eos or ends_on_special) else ids
         text = self.renderer.tokenizer.decode(content_ids, skip_special_tokens=False)
         response, madness = self._response(text, content_ids, tools, tool_choice, structured_model)
         call = self._record(

@@ -11,8 +11,10 @@ if [ ! -d $SITE/agentscope ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target $SITE $A/wheels/*.whl
 fi
 export PYTHONPATH=$PWD:$SITE:$PYTHONPATH PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1 RAY_AUTH_MODE=disabled
-if [ ! -f /tmp/smollm2/config.json ]; then   # the embedded model, from the carried GGUF parts
-  python3 -c "import sys; sys.path.insert(0, '/tmp/gpu-stage'); import smollm2_throughput as s; s.convert()"
+if [ ! -f /tmp/smollm2/config.json ]; then   # the embedded model, from the carried GGUF parts (about 60 s)
+  cat /tmp/gpu-stage/smollm2.gguf.part-* > /tmp/smollm2.gguf
+  python3 -c "from pathlib import Path; from astuner.model.embedded import convert_gguf
+convert_gguf(Path('/tmp/smollm2.gguf'), Path('/tmp/smollm2'))"
 fi
 rm -rf launcher_record/verl_gpu   # a retry on the same machine starts afresh
 rc=0
@@ -43,4 +45,10 @@ if [ -n "${OUT:-}" ]; then
   (cd $R && tar czf "$OUT/trajectories.tgz" trajectories 2>/dev/null) || true
 fi
 python3 scripts/gpu/step_times.py astuner=$R/verl/metrics.jsonl || true
+# verl's own GSM8K example at the same batch, on the same machine, then the ratio (BASELINE=1):
+if [ "${BASELINE:-0}" = 1 ]; then
+  bash /tmp/gpu-stage/verl_smoke.sh > /tmp/verl_smoke.log 2>&1 || true
+  [ -n "${OUT:-}" ] && cp /tmp/verl_smoke.log "$OUT/"
+  python3 scripts/gpu/step_times.py verl_gsm8k=/tmp/verl_smoke.log astuner_math_agent=/tmp/astuner_verl_metrics.jsonl
+fi
 exit $rc

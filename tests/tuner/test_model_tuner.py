@@ -39,6 +39,22 @@ def test_text_reply(smollm2_tokenizer):
     assert prompt == call.prompt_ids and sampling.temperature == 0.7 and sampling.max_tokens == 256
 
 
+def test_stop_token_other_than_the_tokenizers_eos_is_not_message_text(smollm2_tokenizer):
+    """Seen on the GPU run: a GGUF conversion under another transformers named <|im_start|> the
+    tokenizer's EOS while vLLM stopped on <|im_end|> (generation config); the answer text then ended
+    in '<|im_end|>'. A special token that ends a completion is never part of the message."""
+    import copy
+
+    tok = copy.deepcopy(smollm2_tokenizer)
+    tok.eos_token, tok.pad_token = "<|im_start|>", None
+    engine = ScriptedEngine(smollm2_tokenizer, ["The answer is \\boxed{5}."])  # appends <|im_end|>
+    base = {"temperature": 0.7, "max_model_len": 2048, "max_tokens_per_turn": 256}
+    tuner = ModelTuner(engine, ChatRenderer(tok), TunerSettings(**base))
+    response = run(tuner([{"role": "user", "content": "2+3?"}]))
+    assert response.content[0]["text"] == "The answer is \\boxed{5}."
+    assert tuner.calls[0].response_ids[-1] == smollm2_tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+
 def test_tool_call_reply_becomes_a_tool_use_block(smollm2_tokenizer):
     tuner, _ = make(smollm2_tokenizer, ["Let me compute.\n" + CALL])
     response = run(tuner([{"role": "user", "content": "2+3?"}], tools=TOOLS))

@@ -68,7 +68,10 @@ class VerlEngine:
     def __init__(self, server_manager: Any, request_id: str, base_params: dict[str, Any]):
         self.server_manager, self.request_id = server_manager, request_id
         self.base_params = {k: v for k, v in base_params.items() if k not in ("temperature", "top_p", "top_k")}
-        self.global_steps: int | None = None
+        # verl's weight versions seen by this episode (first and last call): its v1 trainer reads them
+        # from every output as ``min_global_steps`` / ``max_global_steps`` (staleness metrics).
+        self.min_global_steps: int | None = None
+        self.max_global_steps: int | None = None
 
     async def generate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion:
         params = {
@@ -88,17 +91,32 @@ class VerlEngine:
             raise EngineError("verl aborted the request (rollout interrupted)")
         if out.log_probs is None or len(out.log_probs) != len(out.token_ids):
             raise EngineError("verl returned no logprob per token; actor_rollout_ref.rollout.calculate_log_probs")
-        steps = out.extra_fields.get("global_steps")
-        self.global_steps = int(steps) if steps is not None else self.global_steps
+        first, last = out.extra_fields.get("min_global_steps"), out.extra_fields.get("max_global_steps")
+        if self.min_global_steps is None and first is not None:
+            self.min_global_steps = int(first)
+        if last is not None:
+            self.max_global_steps = int(last)
         finish = "length" if len(out.token_ids) >= sampling.max_tokens else "stop"
         return Completion(list(out.token_ids), [float(x) for x in out.log_probs], finish)
 
 
-def episode_outputs(episode: Episode, fallback_prompt: list[int], pad_id: int, seconds: float) -> list[AgentLoopOutput]:
-    """verl outputs for an episode: one per merged sample; a failed episode gives one untrained output."""
+def episode_outputs(
+    episode: Episode, fallback_prompt: list[int], pad_id: int, seconds: float, versions: tuple[int, int]
+) -> list[AgentLoopOutput]:
+    """verl outputs for an episode: one per merged sample; a failed episode gives one untrained output.
+
+    ``versions`` is the (first, last) weight version the episode generated with; verl's v1 trainer
+    needs both on every output, also on a failed episode's (then the step's own version).
+    """
     metrics = AgentLoopMetrics(generate_sequences=seconds)
     # reward_extra_info: verl's v1 worker copies it from the last output to the others of a list.
-    extra = {"astuner_episode_id": episode.episode_id, "astuner_status": episode.status, "reward_extra_info": {}}
+    extra = {
+        "astuner_episode_id": episode.episode_id,
+        "astuner_status": episode.status,
+        "reward_extra_info": {},
+        "min_global_steps": versions[0],
+        "max_global_steps": versions[1],
+    }
     if episode.status != "ok" or not episode.samples:
         # An ok episode whose samples were all dropped (prompt too long) keeps its reward, as in the
         # debug backbone's group statistics; a failed one has none and counts as 0.0.
@@ -171,8 +189,11 @@ class AstunerAgentLoop(AgentLoopBase):
         started = time.monotonic()
         # v1 passes the repeat as session_id; the legacy worker passes nothing (episode ids then repeat).
         episode = await self._runner(engine).run_episode(task, int(kwargs.get("session_id", 0)), 0, settings)
-        step = engine.global_steps if engine.global_steps is not None else 0
+        # The dataloader step (verl passes it with each row; the legacy trainer does not), else the weights'.
+        step = int(kwargs.get("global_steps", engine.max_global_steps if engine.max_global_steps is not None else 0))
+        first = engine.min_global_steps if engine.min_global_steps is not None else step
+        last = engine.max_global_steps if engine.max_global_steps is not None else first
         record_episode(Path(self.spec.trajectories_dir), step, episode)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started)
+        outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started, (first, last))
         return outputs[0] if len(outputs) == 1 else outputs

@@ -24,7 +24,9 @@ class FakeServerManager:
 def _token_output(ids, logprobs, stop="completed"):
     from verl.workers.rollout.replica import TokenOutput
 
-    return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason=stop, extra_fields={"global_steps": 3})
+    # as verl's LLMServerClient returns it: the weight version, also as min/max for the agent loop
+    versions = {"global_steps": 3, "min_global_steps": 3, "max_global_steps": 3}
+    return TokenOutput(token_ids=ids, log_probs=logprobs, stop_reason=stop, extra_fields=versions)
 
 
 def test_engine_maps_sampling_and_keeps_one_request_id():
@@ -44,7 +46,7 @@ def test_engine_maps_sampling_and_keeps_one_request_id():
         "max_tokens": 3,
         "stop_token_ids": [7],
     }
-    assert engine.global_steps == 3
+    assert engine.min_global_steps == engine.max_global_steps == 3
 
 
 @pytest.mark.parametrize(
@@ -62,22 +64,25 @@ def test_engine_errors_become_episode_failures(out, sampling, match):
 
 def test_failed_episode_gives_one_untrained_output():
     failed = Episode("e", "t", 0, status="failed", error="boom")
-    (out,) = episode_outputs(failed, [1, 2, 3], pad_id=0, seconds=1.0)
+    (out,) = episode_outputs(failed, [1, 2, 3], pad_id=0, seconds=1.0, versions=(4, 4))
     assert (out.prompt_ids, out.response_ids, out.response_mask, out.reward_score) == ([1, 2, 3], [0], [0], 0.0)
     assert out.extra_fields["astuner_status"] == "failed"
+    # verl's v1 trainer reads both from every output (np.array(..., dtype=int) fails on None)
+    assert (out.extra_fields["min_global_steps"], out.extra_fields["max_global_steps"]) == (4, 4)
 
 
 def test_ok_episode_without_samples_keeps_its_reward_untrained():
     dropped = Episode("e", "t", 0, status="ok", reward=1.0)
-    (out,) = episode_outputs(dropped, [1], pad_id=0, seconds=0.1)
+    (out,) = episode_outputs(dropped, [1], pad_id=0, seconds=0.1, versions=(1, 1))
     assert (out.reward_score, out.response_mask) == (1.0, [0])
 
 
 def test_each_timeline_is_one_output_with_the_episode_reward():
     samples = [Sample([1], [2, 3], [1, 0], [-0.5, 0.0], [0]), Sample([4], [5], [1], [-0.1], [1, 2])]
     ok = Episode("e", "t", 0, status="ok", reward=0.5, samples=samples)
-    outs = episode_outputs(ok, [9], pad_id=0, seconds=0.1)
+    outs = episode_outputs(ok, [9], pad_id=0, seconds=0.1, versions=(2, 3))
     assert [o.response_mask for o in outs] == [[1, 0], [1]] and {o.reward_score for o in outs} == {0.5}
+    assert {(o.extra_fields["min_global_steps"], o.extra_fields["max_global_steps"]) for o in outs} == {(2, 3)}
     assert [o.num_turns for o in outs] == [1, 2] and all(o.extra_fields["reward_extra_info"] == {} for o in outs)
 
 

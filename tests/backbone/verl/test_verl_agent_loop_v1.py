@@ -71,6 +71,10 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
         assert set(statuses.values()) == {"finished"}, statuses
         n = config.actor_rollout_ref.rollout.n
         keys = [f"{u}_{s}_{i}" for u in uids for s in range(n) for i in range(2)]
+        listing = tq.kv_list("train").get("train", {})
+        # verl's v1 trainer builds staleness metrics from these tags (np.array(..., dtype=int)); the
+        # first GPU run failed on None here. The stand-in server reports weight version 7.
+        assert {(listing[k]["min_global_steps"], listing[k]["max_global_steps"]) for k in keys} == {(7, 7)}
         out = tq.kv_batch_get(keys=keys, partition_id="train")
         assert len(out) == len(uids) * n * 2
         per_task = n * 2  # rows of one task: n repeats x 2 timelines
