@@ -156,17 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_config(args.conf, args.overrides, args.backbone)
     except ConfigError as exc:
         return _fail([str(i) for i in exc.issues])
-    if loaded.backbone == "verl":
-        from astuner.backbone.verl.env import find_verl_python, hand_over, verl_here
+    if loaded.backbone in ("verl", "trinity"):
+        from astuner.backbone.handover import BACKBONE_ENVS, find_backbone_python, hand_over, installed_here
 
-        if not verl_here():
-            python = find_verl_python()
+        env = BACKBONE_ENVS[loaded.backbone]
+        if not installed_here(env.package):
+            python = find_backbone_python(env)
             if python is None:
-                return _fail(
-                    "--backbone=verl needs verl 0.9.1: run scripts/setup_env.sh (it creates .venv-verl) "
-                    "or set ASTUNER_VERL_PYTHON to a Python with verl and astuner installed"
-                )
-            logger.info(f"verl is not installed in this Python; handing over to {python}")
+                return _fail(env.missing_message(loaded.backbone))
+            logger.info(f"{env.package} is not installed in this Python; handing over to {python}")
             return hand_over(python, argv)
     for w in loaded.warnings:
         logger.warning(w)

@@ -23,8 +23,6 @@ with its real reward.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -33,8 +31,8 @@ from typing import Any
 from verl.experimental.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics
 
-from astuner.backbone.verl.spec import load_spec
-from astuner.backbone.verl.tasks import task_from_extra_info, task_messages
+from astuner.backbone.spec import load_spec, record_episode, task_messages
+from astuner.backbone.verl.tasks import task_from_extra_info
 from astuner.engine.protocol import Completion, EngineError, SamplingParams
 from astuner.rollout.build import build_runner, tuner_settings
 from astuner.rollout.runner import Episode, RolloutRunner
@@ -130,14 +128,6 @@ def episode_outputs(episode: Episode, fallback_prompt: list[int], pad_id: int, s
     ]
 
 
-def record_episode(trajectories_dir: Path, step: int, episode: Episode) -> None:
-    """Append the episode to ``trajectories/verl_step_<N>.<pid>.jsonl`` (one file per worker process: no locks)."""
-    trajectories_dir.mkdir(parents=True, exist_ok=True)
-    path = trajectories_dir / f"verl_step_{step:06d}.{os.getpid()}.jsonl"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(episode.to_dict(), ensure_ascii=False) + "\n")
-
-
 class AstunerAgentLoop(AgentLoopBase):
     """Runs one astuner workflow episode per verl sample.
 
@@ -172,7 +162,7 @@ class AstunerAgentLoop(AgentLoopBase):
         # v1 passes the repeat as session_id; the legacy worker passes nothing (episode ids then repeat).
         episode = await self._runner(engine).run_episode(task, int(kwargs.get("session_id", 0)), 0, settings)
         step = engine.global_steps if engine.global_steps is not None else 0
-        record_episode(Path(self.spec.trajectories_dir), step, episode)
+        record_episode(Path(self.spec.trajectories_dir), "verl", step, episode)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started)
         return outputs[0] if len(outputs) == 1 else outputs

@@ -13,111 +13,19 @@ group at exit; otherwise ``RAY_ADDRESS`` (an existing cluster) is passed through
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import yaml
 from loguru import logger
 
+from astuner.backbone.ray_head import run_on_ray
 from astuner.backbone.verl.config import AGENT_LOOP_NAME, VerlTranslation, to_verl
 from astuner.backbone.verl.spec import AGENT_LOOP_CLASS, RunSpec
 from astuner.backbone.verl.tasks import task_rows, write_parquet
 from astuner.config.load import LoadedConfig
 from astuner.records import Experiment
 from astuner.task_reader.task import Task
-
-
-class RayHead:
-    """A local Ray head that this run owns: ``ray start --head --block`` in its own process group.
-
-    Why ``--block``: without it ``ray start`` daemonizes the head and returns, leaving nothing to stop
-    by PID; with it, stopping our process group stops exactly the Ray processes we started.
-    """
-
-    def __init__(self, log_path: Path, num_cpus: int | None = None, startup_timeout: float = 120.0):
-        self.log_path, self.num_cpus, self.startup_timeout = log_path, num_cpus, startup_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.address = ""
-
-    @property
-    def client_env(self) -> dict[str, str]:
-        """What a client process needs to join this head. Ray 2.60's ``ray start`` turns token
-        authentication on (the token goes to ``~/.ray/auth_token``); clients must opt in to send it."""
-        return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
-
-    def __enter__(self) -> RayHead:
-        port = _free_port()
-        cmd = [
-            str(Path(sys.executable).parent / "ray"),
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-        ]
-        if self.num_cpus:
-            cmd.append(f"--num-cpus={self.num_cpus}")
-        self.address = f"127.0.0.1:{port}"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_ready(time.monotonic() + self.startup_timeout)
-        logger.info(f"Ray head (pid {self.proc.pid}) at {self.address}, log {self.log_path}")
-        return self
-
-    def wait_ready(self, deadline: float) -> None:
-        assert self.proc is not None
-        host, port = self.address.split(":")
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with code {self.proc.returncode}; see {self.log_path}")
-            try:
-                with socket.create_connection((host, int(port)), timeout=1.0):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        self.close()
-        raise RuntimeError(f"Ray head not ready after {self.startup_timeout:g}s; see {self.log_path}")
-
-    def close(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)  # Ray drains for up to 30 s on SIGTERM
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self._forget_address()
-
-    def _forget_address(self) -> None:
-        """Remove Ray's pointer to this head (``/tmp/ray/ray_current_cluster``) if it still names our port.
-
-        Why: ``ray start`` writes it and only ``ray stop`` removes it; left behind, every later
-        ``ray.init()`` on this machine without an address tries to join the dead head and fails.
-        """
-        pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
-        try:
-            if pointer.read_text().strip().endswith(":" + self.address.rsplit(":", 1)[1]):
-                pointer.unlink()
-        except OSError:
-            pass
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_inputs(
@@ -164,23 +72,4 @@ def run_verl(
         f"--config-path={config_path.parent}",
         f"--config-name={config_path.stem}",
     ]
-    env = dict(os.environ)
-    head = RayHead(experiment.root / "ray.log") if with_ray else None
-    try:
-        if head is not None:
-            head.__enter__()
-            env.update(head.client_env)
-        elif env.get("RAY_ADDRESS"):
-            logger.info(f"attaching to the Ray cluster at RAY_ADDRESS={env['RAY_ADDRESS']}")
-        logger.info(f"verl: {' '.join(cmd)} (log: {experiment.root / 'verl.log'})")
-        with (experiment.root / "verl.log").open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            try:
-                return proc.wait()
-            finally:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait()
-    finally:
-        if head is not None:
-            head.close()
+    return run_on_ray(cmd, experiment.root / "verl.log", experiment.root / "ray.log" if with_ray else None)

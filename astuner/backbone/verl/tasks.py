@@ -16,14 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from astuner.backbone.spec import task_messages
 from astuner.task_reader.task import Task
 
 DATA_SOURCE = "astuner"
-
-
-def task_messages(task: Task) -> list[dict[str, Any]]:
-    """The chat that opens the episode: the task's own messages, else its query as one user turn."""
-    return list(task.init_messages) or [{"role": "user", "content": task.main_query}]
 
 
 def task_rows(tasks: Sequence[Task], split: str, agent_name: str) -> list[dict[str, Any]]:
