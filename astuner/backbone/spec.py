@@ -52,6 +52,16 @@ def load_spec(path: str) -> tuple[RunSpec, AstunerConfig]:
     return spec, spec.config(path)
 
 
+def task_to_json(task: Task) -> str:
+    """The whole ``Task`` as JSON (free-form metadata included), for a backbone's dataset rows."""
+    return json.dumps(dataclasses.asdict(task), default=str)
+
+
+def task_from_json(text: str) -> Task:
+    """The ``Task`` a row was made from (inverse of ``task_to_json``)."""
+    return Task(**json.loads(text))
+
+
 def task_messages(task: Task) -> list[dict[str, Any]]:
     """The chat that opens the episode: the task's own messages, else its query as one user turn."""
     return list(task.init_messages) or [{"role": "user", "content": task.main_query}]
