@@ -181,14 +181,18 @@ def wiring(records_dir: Path, has_validation: bool) -> dict[str, Any]:
         "mode": "both",
         "checkpoint_root_dir": str(records_dir / "checkpoints"),
         "buffer.explorer_input.default_workflow_type": WORKFLOW_CLASS,
-        "buffer.explorer_input.taskset": {
-            "name": "astuner_train",
-            "storage_type": "file",
-            "path": tasks,
-            "split": "train",
-            "default_workflow_type": WORKFLOW_CLASS,
-            "workflow_args": {SPEC_ARG: spec},
-        },
+        # ``tasksets`` (a list) is what Trinity's check turns a single ``taskset`` into.
+        "buffer.explorer_input.taskset": None,
+        "buffer.explorer_input.tasksets": [
+            {
+                "name": "astuner_train",
+                "storage_type": "file",
+                "path": tasks,
+                "split": "train",
+                "default_workflow_type": WORKFLOW_CLASS,
+                "workflow_args": {SPEC_ARG: spec},
+            }
+        ],
         "buffer.explorer_input.eval_tasksets": [],
         # The adapter talks to the engine through its OpenAI-compatible server (token ids in and out).
         "explorer.rollout_model.enable_openai_api": True,

@@ -65,7 +65,7 @@ def test_tutorial_translation_maps_every_key(tmp_path):
     )
     assert (c["project"], c["name"], c["mode"]) == ("math_agent", "math_agent", "both")
     assert c["checkpoint_root_dir"] == str(tmp_path / "math_agent" / "checkpoints")
-    taskset = c["buffer"]["explorer_input"]["taskset"]
+    (taskset,) = c["buffer"]["explorer_input"]["tasksets"]
     assert taskset["default_workflow_type"] == "astuner.backbone.trinity.workflow.AstunerTrinityWorkflow"
     assert taskset["workflow_args"]["astuner_run"] == str(tmp_path / "math_agent" / "trinity" / "astuner_run.json")
     assert c["trainer"]["max_token_len_per_gpu"] == 13000  # the YAML's trinity: subtree passes through
