@@ -135,3 +135,10 @@ def run_on_ray(cmd: list[str], log_path: Path, ray_log: Path | None, env: dict[s
     finally:
         if head is not None:
             head.close()
+
+
+def launch(experiment_root: Path, notes: list[str], cmd: list[str], log_name: str, with_ray: bool) -> int:
+    """Log the translation's notes, then run a backbone's launcher (``run_on_ray``) with its log in the records."""
+    for note in notes:
+        logger.warning(note)
+    return run_on_ray(cmd, experiment_root / log_name, experiment_root / "ray.log" if with_ray else None)

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from astuner.config.load import LoadedConfig
 from astuner.config.schema import AstunerConfig
 from astuner.rollout.runner import Episode
 from astuner.task_reader.task import Task
@@ -33,6 +34,16 @@ class RunSpec:
     yaml_dir: str
     cwd: str
     trajectories_dir: str
+
+    @classmethod
+    def of(cls, loaded: LoadedConfig, records_dir: Path) -> RunSpec:
+        """The spec of a run: its validated config, where references resolve, its records' trajectories."""
+        return cls(
+            astuner=loaded.tree["astuner"],
+            yaml_dir=str(loaded.yaml_path.parent),
+            cwd=str(Path.cwd()),
+            trajectories_dir=str(records_dir / "trajectories"),
+        )
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astuner.backbone.translate import get_key, nest, no_effect_warnings, user_keys_under
+from astuner.backbone.translate import (
+    get_key,
+    nest,
+    no_effect_warnings,
+    override_notes,
+    user_keys_under,
+    wiring_clashes,
+)
 from astuner.config.errors import ConfigError, ConfigIssue
 from astuner.config.load import LoadedConfig
 from astuner.config.schema import AstunerConfig
@@ -110,21 +117,6 @@ TO_TRINITY: dict[str, tuple[tuple[str, Callable[[Any, AstunerConfig], Any]], ...
     "optim.weight_decay": (("algorithm.optimizer.weight_decay", _same),),
     "optim.grad_clip": (("trainer.grad_clip", _same),),
 }
-
-# Keys that take effect inside astuner's workflow adapter (it runs astuner's rollout code), or that
-# shape the run itself (tasks, names), so they need no Trinity key.
-ADAPTER_KEYS = (
-    "experiment_name",
-    "backbone",
-    "task_reader",
-    "rollout.agentscope_workflow",
-    "rollout.agent_madness_reward",
-    "rollout.compute_madness_checklist",
-    "rollout.multi_turn.max_sample_per_task",
-    "rollout.max_response_length_in_one_turn",
-    "rollout.episode_timeout",
-    "task_judge",
-)
 
 # Keys with no Trinity equivalent: setting one warns, with what to do instead.
 NO_EFFECT = {
@@ -230,25 +222,11 @@ def to_trinity(
     if model_path is not None:
         values["model.model_path"] = model_path
     user = {k.removeprefix("trinity."): v for k, v in user_keys_under(loaded, ("trinity",)).items()}
-    clashes = [
-        ConfigIssue(
-            f"trinity.{k}",
-            f"= {user[k]!r} is set by astuner to connect Trinity to its tasks, workflow and records; remove it",
-            f"{loaded.yaml_path.name} or command line",
-        )
-        for k in sorted(user)
-        if any(k == w or k.startswith(w + ".") for w in wired)
-    ]
+    clashes = wiring_clashes(loaded, user, wired, "trinity.", "Trinity to its tasks, workflow and records")
     issues = clashes + algorithm_issues(loaded)
     if issues:
         raise ConfigError(issues)
-    notes = no_effect_warnings(loaded, NO_EFFECT, "trinity")
-    for tkey in sorted(set(user) & set(origin)):
-        if user[tkey] != values[tkey]:
-            notes.append(
-                f"trinity.{tkey} = {user[tkey]!r} (set in {loaded.yaml_path.name} or on the command line) overrides "
-                f"{origin[tkey]} = {values[tkey]!r}"
-            )
+    notes = no_effect_warnings(loaded, NO_EFFECT, "trinity") + override_notes(loaded, user, values, origin, "trinity.")
     merged = _merge(_merge(passthrough, nest(values)), nest(user))
     config = {k: merged[k] for k in sorted(merged, key=lambda k: (TOP_ORDER.index(k) if k in TOP_ORDER else 99, k))}
     return TrinityTranslation(config=config, warnings=notes, mapped=origin)

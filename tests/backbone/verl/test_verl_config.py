@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from astuner.backbone.verl.config import ADAPTER_KEYS, NO_EFFECT, TO_VERL, to_verl
+from astuner.backbone.translate import ADAPTER_KEYS
+from astuner.backbone.verl.config import NO_EFFECT, TO_VERL, to_verl
 from astuner.config.errors import ConfigError
 from astuner.config.load import load_config
 from astuner.config.validate import all_key_paths, backbone_only_keys
