@@ -17,6 +17,8 @@ from pathlib import Path
 
 from loguru import logger
 
+from astuner.processes import log_tail
+
 
 class RayHead:
     """A local Ray head that this run owns: ``ray start --head --block`` in its own process group.
@@ -141,4 +143,8 @@ def launch(experiment_root: Path, notes: list[str], cmd: list[str], log_name: st
     """Log the translation's notes, then run a backbone's launcher (``run_on_ray``) with its log in the records."""
     for note in notes:
         logger.warning(note)
-    return run_on_ray(cmd, experiment_root / log_name, experiment_root / "ray.log" if with_ray else None)
+    code = run_on_ray(cmd, experiment_root / log_name, experiment_root / "ray.log" if with_ray else None)
+    if code != 0:
+        last = log_tail(experiment_root / log_name, 1).strip()
+        logger.error(f"{' '.join(cmd[:3])} exited with code {code}; {experiment_root / log_name} ends with: {last}")
+    return code

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.backbone.helpers import run_suite_in
 from tests.backbone.trinity.conftest import REPO, TRINITY_HERE, TUTORIAL
@@ -46,4 +47,9 @@ def test_dry_run_hands_over_to_the_trinity_env(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "handing over to" in proc.stderr and "Trinity-RFT's config check passed" in proc.stderr
-    assert "default_workflow_type: astuner.backbone.trinity.workflow.AstunerTrinityWorkflow" in proc.stdout
+    config = yaml.safe_load(proc.stdout)  # stdout is the config alone
+    assert config["algorithm"]["algorithm_type"] == "multi_step_grpo"
+    assert config["buffer"]["explorer_input"]["tasksets"][0]["default_workflow_type"] == (
+        "astuner.backbone.trinity.workflow.AstunerTrinityWorkflow"
+    )
+    assert "config check passed (cluster: 1 node(s) x 3 GPUs, assumed)" in proc.stderr
