@@ -167,41 +167,29 @@ def wiring(records_dir: Path, has_validation: bool) -> dict[str, Any]:
     reader): ``train.jsonl`` is the ``train`` split, ``test.jsonl`` the ``test`` split.
     """
     trinity_dir = records_dir / "trinity"
-    spec = str(trinity_dir / "astuner_run.json")
-    tasks = str(trinity_dir / "tasks")
-    values: dict[str, Any] = {
+
+    def taskset(name: str, split: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "storage_type": "file",
+            "path": str(trinity_dir / "tasks"),
+            "split": split,
+            "default_workflow_type": WORKFLOW_CLASS,
+            "workflow_args": {SPEC_ARG: str(trinity_dir / "astuner_run.json")},
+        }
+
+    return {
         "mode": "both",
         "checkpoint_root_dir": str(records_dir / "checkpoints"),
         "buffer.explorer_input.default_workflow_type": WORKFLOW_CLASS,
         # ``tasksets`` (a list) is what Trinity's check turns a single ``taskset`` into.
         "buffer.explorer_input.taskset": None,
-        "buffer.explorer_input.tasksets": [
-            {
-                "name": "astuner_train",
-                "storage_type": "file",
-                "path": tasks,
-                "split": "train",
-                "default_workflow_type": WORKFLOW_CLASS,
-                "workflow_args": {SPEC_ARG: spec},
-            }
-        ],
-        "buffer.explorer_input.eval_tasksets": [],
+        "buffer.explorer_input.tasksets": [taskset("astuner_train", "train")],
+        "buffer.explorer_input.eval_tasksets": [taskset("astuner_val", "test")] if has_validation else [],
         # The adapter talks to the engine through its OpenAI-compatible server (token ids in and out).
         "explorer.rollout_model.enable_openai_api": True,
         "log.save_dir": str(trinity_dir / "logs"),
     }
-    if has_validation:
-        values["buffer.explorer_input.eval_tasksets"] = [
-            {
-                "name": "astuner_val",
-                "storage_type": "file",
-                "path": tasks,
-                "split": "test",
-                "default_workflow_type": WORKFLOW_CLASS,
-                "workflow_args": {SPEC_ARG: spec},
-            }
-        ]
-    return values
 
 
 def to_trinity(
