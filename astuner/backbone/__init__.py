@@ -29,8 +29,9 @@ def run_backbone(loaded: LoadedConfig, experiment: Experiment, *, with_ray: bool
             from astuner.backbone.verl.run import run_verl
 
             return run_verl(loaded, experiment, train, val, with_ray=with_ray)
-        logger.error(f"--backbone={loaded.backbone} is not available in this version of astuner yet")
-        return 1
+        from astuner.backbone.trinity.run import run_trinity
+
+        return run_trinity(loaded, experiment, train, val, with_ray=with_ray)
 
 
 def _start_env_service(loaded: LoadedConfig, experiment: Experiment, owned: contextlib.ExitStack) -> None:

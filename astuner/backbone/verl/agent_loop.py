@@ -23,8 +23,6 @@ with its real reward.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -33,8 +31,8 @@ from typing import Any
 from verl.experimental.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics
 
-from astuner.backbone.verl.spec import load_spec
-from astuner.backbone.verl.tasks import task_from_extra_info, task_messages
+from astuner.backbone.spec import load_spec, record_episode, task_messages
+from astuner.backbone.verl.tasks import task_from_extra_info
 from astuner.engine.protocol import Completion, EngineError, SamplingParams
 from astuner.rollout.build import build_runner, tuner_settings
 from astuner.rollout.runner import Episode, RolloutRunner
@@ -148,14 +146,6 @@ def episode_outputs(
     ]
 
 
-def record_episode(trajectories_dir: Path, step: int, episode: Episode) -> None:
-    """Append the episode to ``trajectories/verl_step_<N>.<pid>.jsonl`` (one file per worker process: no locks)."""
-    trajectories_dir.mkdir(parents=True, exist_ok=True)
-    path = trajectories_dir / f"verl_step_{step:06d}.{os.getpid()}.jsonl"
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(episode.to_dict(), ensure_ascii=False) + "\n")
-
-
 class AstunerAgentLoop(AgentLoopBase):
     """Runs one astuner workflow episode per verl sample.
 
@@ -193,7 +183,7 @@ class AstunerAgentLoop(AgentLoopBase):
         step = int(kwargs.get("global_steps", engine.max_global_steps if engine.max_global_steps is not None else 0))
         first = engine.min_global_steps if engine.min_global_steps is not None else step
         last = engine.max_global_steps if engine.max_global_steps is not None else first
-        record_episode(Path(self.spec.trajectories_dir), step, episode)
+        record_episode(Path(self.spec.trajectories_dir), "verl", step, episode)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started, (first, last))
         return outputs[0] if len(outputs) == 1 else outputs

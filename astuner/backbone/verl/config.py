@@ -25,16 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from astuner.backbone.translate import (
+    get_key,
+    nest,
+    no_effect_warnings,
+    override_notes,
+    user_keys_under,
+    wiring_clashes,
+)
 from astuner.config.errors import ConfigError, ConfigIssue
-from astuner.config.load import VERL_SECTIONS, LoadedConfig, flatten
+from astuner.config.load import VERL_SECTIONS, LoadedConfig
 
 AGENT_LOOP_NAME = "astuner"
-
-
-def _get(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
 
 
 # astuner key (below ``astuner.``) -> verl key(s), with a value converter where the meaning differs.
@@ -69,21 +71,6 @@ TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "optim.weight_decay": (("actor_rollout_ref.actor.optim.weight_decay", lambda v: v),),
     "optim.grad_clip": (("actor_rollout_ref.actor.grad_clip", lambda v: v),),
 }
-
-# Keys that take effect inside astuner's agent loop (the adapter runs astuner's rollout code), or
-# that shape the run itself (tasks, names), so they need no verl key.
-ADAPTER_KEYS = (
-    "experiment_name",
-    "backbone",
-    "task_reader",
-    "rollout.agentscope_workflow",
-    "rollout.agent_madness_reward",
-    "rollout.compute_madness_checklist",
-    "rollout.multi_turn.max_sample_per_task",
-    "rollout.max_response_length_in_one_turn",
-    "rollout.episode_timeout",
-    "task_judge",
-)
 
 # Keys with no verl equivalent: setting one warns, with what to do instead.
 NO_EFFECT = {
@@ -137,22 +124,11 @@ def compose_ppo_trainer() -> Any:
         return compose(config_name="ppo_trainer")
 
 
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
 def translated_keys(loaded: LoadedConfig) -> tuple[dict[str, Any], dict[str, str]]:
     """astuner's keys as flat verl keys, and which astuner key each came from."""
     values, origin = {}, {}
     for akey, targets in TO_VERL.items():
-        value = _get(loaded.astuner, akey)
+        value = get_key(loaded.astuner, akey)
         for vkey, convert in targets:
             values[vkey] = convert(value)
             origin[vkey] = f"astuner.{akey}"
@@ -177,19 +153,6 @@ def wiring(records_dir: Path) -> dict[str, Any]:
         "ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR": str(records_dir / "tensorboard"),
         "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH": str(records_dir / "verl" / "metrics.jsonl"),
     }
-
-
-def no_effect_warnings(loaded: LoadedConfig) -> list[str]:
-    out = []
-    for key, instead in NO_EFFECT.items():
-        if f"astuner.{key}" in loaded.user_keys:
-            out.append(f"astuner.{key} has no effect with --backbone=verl ({instead})")
-    return out
-
-
-def _user_verl_keys(loaded: LoadedConfig) -> dict[str, Any]:
-    flat = flatten({k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS})
-    return {k: v for k, v in flat.items() if any(k == u or k.startswith(u + ".") for u in loaded.user_keys)}
 
 
 def multi_timeline_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue]:
@@ -249,28 +212,14 @@ def to_verl(
     values.update(wiring(records_dir))
     if model_path is not None:
         values["actor_rollout_ref.model.path"] = model_path
-    user = _user_verl_keys(loaded)
+    user = user_keys_under(loaded, VERL_SECTIONS)
     wired = wiring(records_dir)
-    clashes = [
-        ConfigIssue(
-            k,
-            f"= {user[k]!r} is set by astuner to connect verl to its tasks, agent loop and records; remove it",
-            f"{loaded.yaml_path.name} or command line",
-        )
-        for k in sorted(user)
-        if any(k == w or k.startswith(w + ".") for w in wired)
-    ]
+    clashes = wiring_clashes(loaded, user, wired, "", "verl to its tasks, agent loop and records")
     if clashes:
         raise ConfigError(clashes)
-    notes = no_effect_warnings(loaded)
-    for vkey in sorted(set(user) & set(origin)):
-        if user[vkey] != values[vkey]:
-            notes.append(
-                f"{vkey} = {user[vkey]!r} (set in {loaded.yaml_path.name} or on the command line) overrides "
-                f"{origin[vkey]} = {values[vkey]!r}"
-            )
+    notes = no_effect_warnings(loaded, NO_EFFECT, "verl") + override_notes(loaded, user, values, origin, "")
     OmegaConf.set_struct(base, False)
-    config = OmegaConf.merge(base, passthrough, _nest(values), _nest(user))
+    config = OmegaConf.merge(base, passthrough, nest(values), nest(user))
     issues = multi_timeline_issues(loaded, config)
     if check and not issues:
         issues = verl_issues(config, str(loaded.yaml_path))

@@ -2,14 +2,13 @@
 
 Why from the log: verl's trainer runs in its own process (and Ray actors); its console logger prints
 each step's metrics as ``step:N - key:value - key:value ...``. Following that file is the narrowest
-way to show progress without hooking into verl's trainer. The same parser serves
+way to show progress without hooking into verl's trainer (``ray_head.run_on_ray`` follows the log). The same parser serves
 ``scripts/gpu/step_times.py`` (step-time split of a finished run).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 STEP_LINE = re.compile(r"step:(\d+) - (.*)")
 # verl 0.9.1's timers (``marked_timer`` names in its trainers) shown in the progress line.
@@ -50,19 +49,7 @@ def describe(step: int, metrics: dict[str, float]) -> str | None:
     return None
 
 
-class LogFollower:
-    """Reads the lines appended to a log since the last call (a partial last line waits for its end)."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.partial = path, 0, ""
-
-    def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("r", encoding="utf-8", errors="replace") as f:
-                f.seek(self.offset)
-                text = f.read()
-                self.offset = f.tell()
-        except OSError:
-            return []
-        *lines, self.partial = (self.partial + text).split("\n")
-        return lines
+def progress_line(line: str) -> str | None:
+    """What astuner logs for a line of verl's console output (None for most lines)."""
+    parsed = parse_step_line(line)
+    return describe(*parsed) if parsed else None

@@ -10,20 +10,14 @@ own tools (its reward loop is not used: the adapter returns the judged reward).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from astuner.backbone.spec import task_from_json, task_messages, task_to_json
 from astuner.task_reader.task import Task
 
 DATA_SOURCE = "astuner"
-
-
-def task_messages(task: Task) -> list[dict[str, Any]]:
-    """The chat that opens the episode: the task's own messages, else its query as one user turn."""
-    return list(task.init_messages) or [{"role": "user", "content": task.main_query}]
 
 
 def task_rows(tasks: Sequence[Task], split: str, agent_name: str) -> list[dict[str, Any]]:
@@ -38,7 +32,7 @@ def task_rows(tasks: Sequence[Task], split: str, agent_name: str) -> list[dict[s
                 "index": i,
                 "split": split,
                 "task_id": task.task_id,
-                "astuner_task": json.dumps(dataclasses.asdict(task), default=str),
+                "astuner_task": task_to_json(task),
             },
         }
         for i, task in enumerate(tasks)
@@ -47,7 +41,7 @@ def task_rows(tasks: Sequence[Task], split: str, agent_name: str) -> list[dict[s
 
 def task_from_extra_info(extra_info: dict[str, Any]) -> Task:
     """The ``Task`` a row was made from (inverse of ``task_rows``)."""
-    return Task(**json.loads(extra_info["astuner_task"]))
+    return task_from_json(extra_info["astuner_task"])
 
 
 def write_parquet(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -7,19 +7,15 @@ In any Python without verl, the ``test_verl_*.py`` files are not collected here:
 from __future__ import annotations
 
 import importlib.util
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED_HEADER
+from tests.backbone.helpers import REPO, math_agent_yaml
 
 VERL_HERE = importlib.util.find_spec("verl") is not None
 if not VERL_HERE:
     collect_ignore_glob = ["test_verl_*.py"]
-
-REPO = Path(__file__).resolve().parents[3]
-TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
 
 
 @pytest.fixture(scope="session")
@@ -53,37 +49,11 @@ def verl_experiment(tmp_path: Path):
     """``make()``: a math-agent experiment (tutorial workflow, two arithmetic tasks) for verl."""
 
     def make(model_path: str = "builtin:smollm2-135m") -> Path:
-        (tmp_path / "tasks.jsonl").write_text(
-            '{"question": "What is 1+1?", "answer": "#### 2"}\n{"question": "What is 2+2?", "answer": "#### 4"}\n',
-            encoding="utf-8",
-        )
-        body = f"""
-        astuner:
-          task_reader:
-            type: dataset_file
-            dataset_file:
-              training_path: tasks.jsonl
-          data:
-            train_batch_size: 2
-            max_prompt_length: 1024
-            max_response_length: 256
-          rollout:
-            agentscope_workflow: {TUTORIAL_WORKFLOW}->MathAgentWorkflow
-            num_repeat: 2
-            max_response_length_in_one_turn: 64
-            max_model_len: 2048
-            multi_turn:
-              max_sample_per_task: 1
-          task_judge:
-            judge_protocol: astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge
-          model:
-            path: {model_path}
+        extra = """
         actor_rollout_ref:
           actor:
             ppo_mini_batch_size: 2
         """
-        path = tmp_path / "exp.yaml"
-        path.write_text(textwrap.dedent(body) + SEED_HEADER, encoding="utf-8")
-        return path
+        return math_agent_yaml(tmp_path, model_path, max_response_length=256, max_sample_per_task=1, extra=extra)
 
     return make

@@ -16,22 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.backbone.helpers import run_suite_in
 from tests.backbone.verl.conftest import REPO, VERL_HERE
 
 
 @pytest.mark.skipif(VERL_HERE, reason="this Python has verl: the verl tests run directly")
 def test_verl_suite_in_verl_env():
     python = Path(os.environ.get("ASTUNER_VERL_PYTHON") or REPO / ".venv-verl" / "bin" / "python")
-    if not python.is_file():
-        pytest.fail(f"no verl environment at {python}: run scripts/setup_env.sh (it builds .venv-verl)")
-    proc = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__).parent)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"verl tests failed in {python}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    run_suite_in(python, Path(__file__).parent, "verl")
 
 
 @pytest.mark.skipif(VERL_HERE, reason="this Python has verl: nothing to hand over")

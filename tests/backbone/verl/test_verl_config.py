@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from astuner.backbone.verl.config import ADAPTER_KEYS, NO_EFFECT, TO_VERL, to_verl
+from astuner.backbone.translate import ADAPTER_KEYS
+from astuner.backbone.verl.config import NO_EFFECT, TO_VERL, to_verl
 from astuner.config.errors import ConfigError
 from astuner.config.load import load_config
 from astuner.config.validate import all_key_paths, backbone_only_keys
@@ -113,7 +114,7 @@ def test_task_rows_round_trip_through_verl_dataset(tmp_path, smollm2_tokenizer_d
 
 
 def test_ray_head_is_owned_and_stopped_by_pid(tmp_path):
-    from astuner.backbone.verl.run import RayHead
+    from astuner.backbone.ray_head import RayHead
 
     with RayHead(tmp_path / "ray.log", num_cpus=1) as head:
         pid = head.proc.pid
@@ -129,7 +130,7 @@ def test_ray_head_is_owned_and_stopped_by_pid(tmp_path):
 
 def test_translated_keys_are_plain_dataclass_values():
     """The table reads typed config values; a renamed schema field fails here, not at run time."""
-    from astuner.backbone.verl.config import _get
+    from astuner.backbone.translate import get_key as _get
     from astuner.config.schema import AstunerConfig
 
     cfg = AstunerConfig()

@@ -1,0 +1,63 @@
+"""Helpers shared by the verl and Trinity backbone tests (each backbone's tests run in its own venv)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+from tests.conftest import SEED_HEADER
+
+REPO = Path(__file__).resolve().parents[2]
+TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
+
+
+def run_suite_in(python: Path, folder: Path, what: str, env: dict[str, str] | None = None) -> None:
+    """Run ``pytest folder`` under ``python`` (a backbone's venv) and fail with its output if anything fails."""
+    if not python.is_file():
+        raise AssertionError(f"no {what} environment at {python}: run scripts/setup_env.sh (it builds it)")
+    proc = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.returncode == 0, f"{what} tests failed in {python}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+
+
+def math_agent_yaml(
+    folder: Path, model_path: str, max_response_length: int, max_sample_per_task: int, extra: str = ""
+) -> Path:
+    """The tutorial's math agent on two arithmetic tasks (``tasks.jsonl``) as ``folder/exp.yaml``."""
+    (folder / "tasks.jsonl").write_text(
+        '{"question": "What is 1+1?", "answer": "#### 2"}\n{"question": "What is 2+2?", "answer": "#### 4"}\n',
+        encoding="utf-8",
+    )
+    body = f"""
+    astuner:
+      task_reader:
+        type: dataset_file
+        dataset_file:
+          training_path: tasks.jsonl
+      data:
+        train_batch_size: 2
+        max_prompt_length: 1024
+        max_response_length: {max_response_length}
+      rollout:
+        agentscope_workflow: {TUTORIAL_WORKFLOW}->MathAgentWorkflow
+        num_repeat: 2
+        max_response_length_in_one_turn: 64
+        max_model_len: 2048
+        multi_turn:
+          max_sample_per_task: {max_sample_per_task}
+      task_judge:
+        judge_protocol: astuner.task_judge.math_answer_as_judge->MathAnswerAsJudge
+      model:
+        path: {model_path}
+    """
+    path = folder / "exp.yaml"
+    path.write_text(textwrap.dedent(body) + textwrap.dedent(extra) + SEED_HEADER, encoding="utf-8")
+    return path
