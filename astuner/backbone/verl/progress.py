@@ -2,8 +2,8 @@
 
 Why from the log: verl's trainer runs in its own process (and Ray actors); its console logger prints
 each step's metrics as ``step:N - key:value - key:value ...``. Following that file is the narrowest
-way to show progress without hooking into verl's trainer (``ray_head.run_on_ray`` follows the log). The same parser serves
-``scripts/gpu/step_times.py`` (step-time split of a finished run).
+way to show progress without hooking into verl's trainer (``ray_head.run_on_ray`` follows the log).
+The same parser serves ``scripts/gpu/step_times.py`` (step-time split of a finished run).
 """
 
 from __future__ import annotations
