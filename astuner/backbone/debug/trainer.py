@@ -212,19 +212,32 @@ class PolicyTrainer:
 
     # ---- weights -------------------------------------------------------------------------
     def engine_state_dict(self) -> dict[str, torch.Tensor]:
-        """Full-model weights under the base model's names (LoRA merged), for the inference engine."""
+        """Full-model weights under the base model's names (LoRA merged), for the inference engine.
+
+        Why not peft's ``merge_adapter()``/``unmerge_adapter()``: they add the LoRA delta to the frozen
+        base weights in place and subtract it again, and ``W + d - d`` is not ``W`` in floating point.
+        The base then drifts with every weight sync, so the policy depended on how many syncs a process
+        had done, and a run resumed from a checkpoint (a fresh base) sampled differently from one that
+        never stopped. Here the merge is out of place (``base + delta``); the base is never written.
+        """
         if not self.lora:
             return {k: v.detach() for k, v in self.model.state_dict().items()}
-        self.model.merge_adapter()
-        try:
-            out = {}
+        from peft.tuners.lora import LoraLayer
+
+        deltas = {}
+        for name, module in self.model.named_modules():
+            if isinstance(module, LoraLayer):
+                delta = sum(module.get_delta_weight(a) for a in module.active_adapters if a in module.lora_A)
+                deltas[f"{name}.base_layer.weight"] = delta
+        out = {}
+        with torch.no_grad():
             for k, v in self.model.state_dict().items():
                 if "lora_" in k:
                     continue
-                out[k.replace("base_model.model.", "", 1).replace(".base_layer", "")] = v.detach().clone()
-            return out
-        finally:
-            self.model.unmerge_adapter()
+                delta = deltas.get(k)
+                value = v.detach().clone() if delta is None else (v.detach() + delta).to(v.dtype)
+                out[k.replace("base_model.model.", "", 1).replace(".base_layer", "")] = value
+        return out
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         if self.lora:

@@ -69,6 +69,25 @@ def test_lora_exports_full_weights_under_base_names(tiny_model_dir):
     assert changed and all("proj" in k for k in changed)  # LoRA touched the linear layers only
 
 
+def test_lora_export_never_touches_the_frozen_base(tiny_model_dir, tmp_path):
+    """Each weight sync exports merged weights; a resumed run (fresh base) must export the same ones.
+
+    peft's in-place merge/unmerge left ``W + d - d != W`` behind after every sync, so a run resumed
+    from a checkpoint sampled differently from one that never stopped (bench/reliability.py).
+    """
+    trainer = PolicyTrainer(tiny_model_dir, config(lora_rank=4))
+    base = {k: v.clone() for k, v in trainer.model.state_dict().items() if "lora_" not in k}
+    for _ in range(3):  # three steps, each followed by a sync (the probe logprobs too)
+        trainer.update(ITEMS)
+        trainer.engine_state_dict()
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in base.items())
+    path = save_checkpoint(tmp_path, trainer, TrainState(step=3, epoch=0, batch_index=3))
+    restored = PolicyTrainer(tiny_model_dir, config(lora_rank=4))
+    load_checkpoint(path, restored)
+    mine, theirs = trainer.engine_state_dict(), restored.engine_state_dict()
+    assert [k for k in mine if not torch.equal(mine[k], theirs[k])] == []
+
+
 @pytest.mark.parametrize("lora_rank", [0, 4])
 def test_checkpoint_round_trip_is_exact(tiny_model_dir, tmp_path, lora_rank):
     trainer = PolicyTrainer(tiny_model_dir, config(lora_rank=lora_rank))
