@@ -3,8 +3,9 @@
 The viewer must stay responsive on large steps (1000+ episodes, 10k-token samples) and on a run
 that is still writing. So a step file is indexed once per (size, mtime): one pass that keeps a
 small summary and the byte offset of every episode line; an episode page then seeks to its line
-and parses only that. Step files are replaced atomically by the recorder, so an index is never
-built from half a file. Nothing here writes into the experiment folder.
+and parses only that. The debug backbone replaces step files atomically; verl and Trinity workers
+append to one file each per step (``verl_step_N.<pid>.jsonl``), so a line being written is skipped
+until it is whole. Nothing here writes into the experiment folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 
 from astuner.logview.tokens import TokenDecoder
 
-_STEP_FILE = re.compile(r"^(?:(?P<kind>[a-z]+)_)?step_(?P<step>\d+)\.jsonl$")
+# ``step_N.jsonl`` / ``val_step_N.jsonl`` (debug backbone, one file per step, written atomically) and
+# ``<backbone>[_val]_step_N.<pid>.jsonl`` (verl/Trinity: one file per rollout worker process, appended).
+_STEP_FILE = re.compile(r"^(?:(?P<prefix>[a-z]+(?:_val)?)_)?step_(?P<step>\d+)(?:\.(?P<pid>\d+))?\.jsonl$")
 SORT_KEYS = ("task", "reward", "advantage", "status", "tokens", "seconds")
 
 
@@ -61,11 +64,58 @@ def _summary(ep: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _kind(prefix: str | None) -> str:
+    return "val" if prefix == "val" or (prefix or "").endswith("_val") else "train"
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being appended right now
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def _verl_metrics(path: Path) -> list[dict[str, Any]]:
+    """verl's file-logger rows (``{"step", "data"}``) under the names the overview charts use."""
+    if not path.is_file():
+        return []
+    out = []
+    for row in _json_lines(path):
+        data, step = row.get("data") or {}, row.get("step")
+        if "timing_s/step" in data:
+            out.append(
+                {
+                    "step": step,
+                    "phase": "train",
+                    "reward_mean": _finite(data.get("critic/score/mean")),
+                    "step_seconds": _finite(data.get("timing_s/step")),
+                }
+            )
+        val = [v for k, v in data.items() if k.startswith("val-core/") and k.endswith("/reward/mean@1")]
+        if val:
+            out.append({"step": step, "phase": "validation", "val/reward_mean": _finite(val[0])})
+    return out
+
+
 @dataclass
 class _StepIndex:
     stamp: tuple[int, int]
     summaries: list[dict[str, Any]]
     offsets: dict[str, int]
+
+
+@dataclass
+class _Step:
+    """A step's episodes across its files (one for the debug backbone, one per worker for verl/Trinity)."""
+
+    summaries: list[dict[str, Any]]
+    where: dict[str, tuple[Path, int]]
 
 
 class ExperimentRecords:
@@ -91,30 +141,28 @@ class ExperimentRecords:
         }
 
     def metrics(self) -> list[dict[str, Any]]:
+        """The run's step metrics: astuner's ``metrics.jsonl``, else verl's (``verl/metrics.jsonl``) mapped."""
         path = self.root / "metrics.jsonl"
         if not path.is_file():
-            return []
-        rows = []
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line being appended right now
-                if isinstance(row, dict):
-                    rows.append({k: _finite(v) for k, v in row.items() if not isinstance(v, dict | list)})
-        return rows
+            return _verl_metrics(self.root / "verl" / "metrics.jsonl")
+        return [{k: _finite(v) for k, v in row.items() if not isinstance(v, dict | list)} for row in _json_lines(path)]
+
+    def _step_files(self) -> dict[tuple[str, int], list[Path]]:
+        out: dict[tuple[str, int], list[Path]] = {}
+        folder = self.root / "trajectories"
+        if folder.is_dir():
+            for path in folder.iterdir():
+                m = _STEP_FILE.match(path.name)
+                if m:
+                    out.setdefault((_kind(m["prefix"]), int(m["step"])), []).append(path)
+        return {key: sorted(paths) for key, paths in out.items()}
 
     def steps(self) -> list[dict[str, Any]]:
-        """Every recorded step file, training and validation, in step order."""
-        out = []
-        folder = self.root / "trajectories"
-        if not folder.is_dir():
-            return out
-        for path in folder.iterdir():
-            m = _STEP_FILE.match(path.name)
-            if m:
-                out.append({"kind": m["kind"] or "train", "step": int(m["step"]), "bytes": path.stat().st_size})
+        """Every recorded step, training and validation, in step order."""
+        out = [
+            {"kind": kind, "step": step, "bytes": sum(p.stat().st_size for p in paths)}
+            for (kind, step), paths in self._step_files().items()
+        ]
         return sorted(out, key=lambda s: (s["step"], s["kind"] == "val"))  # validation at N follows training step N
 
     def _running(self) -> bool:
@@ -133,14 +181,19 @@ class ExperimentRecords:
         return False
 
     # ---- a step ---------------------------------------------------------------------------
-    def _step_path(self, kind: str, step: int) -> Path:
+    def _step(self, kind: str, step: int) -> _Step:
         if kind not in ("train", "val") or step < 0:
             raise RecordsNotFound(f"no step kind={kind!r} step={step}")
-        name = f"step_{step:06d}.jsonl" if kind == "train" else f"{kind}_step_{step:06d}.jsonl"
-        path = self.root / "trajectories" / name
-        if not path.is_file():
+        paths = self._step_files().get((kind, step))
+        if not paths:
             raise RecordsNotFound(f"no {kind} step {step} in {self.root / 'trajectories'}")
-        return path
+        summaries: list[dict[str, Any]] = []
+        where: dict[str, tuple[Path, int]] = {}
+        for path in paths:
+            index = self._index(path)
+            summaries += index.summaries
+            where.update({episode_id: (path, offset) for episode_id, offset in index.offsets.items()})
+        return _Step(summaries, where)
 
     def _index(self, path: Path) -> _StepIndex:
         st = path.stat()
@@ -154,7 +207,10 @@ class ExperimentRecords:
                 offset = 0
                 for raw in f:
                     if raw.strip():
-                        ep = json.loads(raw)
+                        try:
+                            ep = json.loads(raw)
+                        except json.JSONDecodeError:
+                            continue  # a worker is appending this line right now (verl/Trinity records)
                         summary = _summary(ep)
                         summaries.append(summary)
                         offsets[str(summary["episode_id"])] = offset
@@ -177,7 +233,7 @@ class ExperimentRecords:
         query: str = "",
     ) -> dict[str, Any]:
         """A page of a step's episode summaries, filtered and sorted, plus per-task group stats."""
-        index = self._index(self._step_path(kind, step))
+        index = self._step(kind, step)
         rows = index.summaries
         if status:
             rows = [r for r in rows if r["status"] == status]
@@ -214,12 +270,12 @@ class ExperimentRecords:
 
     # ---- an episode and a sample -----------------------------------------------------------
     def episode(self, kind: str, step: int, episode_id: str) -> dict[str, Any]:
-        path = self._step_path(kind, step)
-        index = self._index(path)
-        if episode_id not in index.offsets:
+        where = self._step(kind, step).where
+        if episode_id not in where:
             raise RecordsNotFound(f"no episode {episode_id!r} in {kind} step {step}")
+        path, offset = where[episode_id]
         with path.open("rb") as f:
-            f.seek(index.offsets[episode_id])
+            f.seek(offset)
             return json.loads(f.readline())
 
     def episode_page(self, kind: str, step: int, episode_id: str) -> dict[str, Any]:

@@ -71,6 +71,49 @@ def test_step_index_is_rebuilt_when_the_file_changes(records, tmp_path):
     assert rec.step("train", 1)["total"] == 2
 
 
+def test_backbone_worker_files_make_one_step(records, tmp_path, smollm2_tokenizer):
+    """verl/Trinity workers append to one file each per step; the viewer shows them as one step."""
+    import shutil
+
+    from astuner.backbone.spec import record_episode
+    from tests.logview.conftest import _episode
+
+    copy = tmp_path / "copy"
+    shutil.copytree(records, copy)
+    traj = copy / "trajectories"
+
+    def episode(eid, task, reward):
+        return _episode(smollm2_tokenizer, eid, task, reward, None, question="1+1?", answer="2")
+
+    for i in range(3):
+        record_episode(traj, "verl", 3, episode(f"s3-t{i}-r0", f"t{i}", 1.0))
+    mine = traj / f"verl_step_000003.{os.getpid()}.jsonl"
+    mine.rename(traj / "verl_step_000003.1.jsonl")  # as if another worker process wrote these three
+    record_episode(traj, "verl", 3, episode("s3-t9-r0", "t9", 0.0))
+    record_episode(traj, "verl_val", 3, episode("s3-v0-r0", "v0", 1.0))
+    with mine.open("a") as f:
+        f.write('{"episode_id": "s3-half')  # a worker is appending this line right now
+    rec = ExperimentRecords(copy)
+    assert [(s["kind"], s["step"]) for s in rec.overview()["steps"]][-2:] == [("train", 3), ("val", 3)]
+    page = rec.step("train", 3)
+    assert page["total"] == 4 and page["groups"]["t9"]["reward_mean"] == 0.0
+    assert rec.episode_page("train", 3, "s3-t9-r0")["summary"]["task_id"] == "t9"
+    assert rec.episode_page("train", 3, "s3-t1-r0")["summary"]["task_id"] == "t1"
+    assert rec.step("val", 3)["total"] == 1
+    # a verl run has no astuner metrics.jsonl: the charts read verl's file logger instead
+    (copy / "metrics.jsonl").unlink()
+    (copy / "verl").mkdir()
+    rows = [
+        {"step": 0, "data": {"val-core/astuner/reward/mean@1": 0.25}},
+        {"step": 1, "data": {"critic/score/mean": 0.5, "timing_s/step": 55.8, "timing_s/gen": 8.1}},
+    ]
+    (copy / "verl" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert rec.metrics() == [
+        {"step": 0, "phase": "validation", "val/reward_mean": 0.25},
+        {"step": 1, "phase": "train", "reward_mean": 0.5, "step_seconds": 55.8},
+    ]
+
+
 def test_episode_page_has_calls_with_timings_and_samples(rec):
     ep = rec.episode_page("train", 1, "s1-tool-r0")
     assert [c["index"] for c in ep["calls"]] == [0, 1]

@@ -183,7 +183,8 @@ class AstunerAgentLoop(AgentLoopBase):
         step = int(kwargs.get("global_steps", engine.max_global_steps if engine.max_global_steps is not None else 0))
         first = engine.min_global_steps if engine.min_global_steps is not None else step
         last = engine.max_global_steps if engine.max_global_steps is not None else first
-        record_episode(Path(self.spec.trajectories_dir), "verl", step, episode)
+        prefix = "verl_val" if kwargs["extra_info"].get("split") == "val" else "verl"
+        record_episode(Path(self.spec.trajectories_dir), prefix, step, episode)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started, (first, last))
         return outputs[0] if len(outputs) == 1 else outputs
