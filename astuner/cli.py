@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     from astuner.env_service.launch import EnvServiceStartError
     from astuner.model import EmbeddedModelError, ModelPathError
     from astuner.records import RecordsError, open_experiment
-    from astuner.rollout.runner import RolloutHangError
+    from astuner.rollout.runner import RolloutFailingError, RolloutHangError
     from astuner.task_reader import TaskReaderError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc), code=1)
         except RolloutHangError as exc:
             return _fail(f"{exc}; the step failed and the run stopped (records kept; --resume continues)", code=1)
+        except RolloutFailingError as exc:
+            return _fail(f"{exc} (records kept; --resume continues once the cause is fixed)", code=1)
         except KeyboardInterrupt:
             logger.warning("interrupted; records kept in {}", experiment.root)
             return 130

@@ -198,6 +198,13 @@ class TrainerCommonConfig:
         choices=("console", "tensorboard", "wandb", "swanlab"),
     )
     seed: int = _f(0, "Seed of task shuffling and of the trainer.")
+    max_failed_steps: int = _f(
+        3,
+        "Stop the run after this many training steps in a row in which no episode ended ok (a dead engine, "
+        "env server or judge, a broken workflow); 0 never stops.",
+        min=0,
+        backbones=("debug",),
+    )
 
 
 @dataclass

@@ -61,6 +61,10 @@ class RolloutHangError(RuntimeError):
     """Nothing finished and the engine answered nothing for ``rollout.hang_timeout`` seconds."""
 
 
+class RolloutFailingError(RuntimeError):
+    """Several training steps in a row had no episode that ended ok (``trainer_common.max_failed_steps``)."""
+
+
 class _Activity:
     """What every episode of a batch is doing right now, for the hang watchdog's report.
 

@@ -157,8 +157,12 @@ def complete_checkpoints(exp: Path) -> list[str]:
         (signal.SIGKILL, "update"),
         (signal.SIGINT, "rollout"),
         (signal.SIGKILL, "checkpoint"),
+        # Ctrl-C during the update: the step still ends (the update has no await to cancel at), its
+        # checkpoint is written and the resumed run starts from it with a fresh base model; this case
+        # found the LoRA merge drift (engine_state_dict).
+        (signal.SIGINT, "update"),
     ],  # bench/reliability.py runs all eight (SIGINT/SIGKILL x rollout/update/weight_sync/checkpoint)
-    ids=["sigkill-update", "sigint-rollout", "sigkill-checkpoint"],
+    ids=["sigkill-update", "sigint-rollout", "sigkill-checkpoint", "sigint-update"],
 )
 def test_interrupted_then_resumed_ends_with_identical_weights(experiment_yaml, uninterrupted, sig, phase):
     root = experiment_yaml.parent / f"{sig.name}-{phase}"

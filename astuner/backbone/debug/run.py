@@ -34,7 +34,7 @@ from astuner.records.metric_sinks import MetricSinks, plot_reward_curve
 from astuner.records.trajectories import write_step
 from astuner.rollout.build import build_runner, load_tokenizer, tuner_settings, vllm_server
 from astuner.rollout.metrics import rollout_metrics
-from astuner.rollout.runner import Episode, RolloutRunner
+from astuner.rollout.runner import Episode, RolloutFailingError, RolloutRunner
 from astuner.task_reader.task import Task
 
 PROBE_TEXT = "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer: \\boxed{7}"
@@ -56,6 +56,32 @@ def batch_for(tasks: list[Task], state: TrainState, batch: int, seed: int) -> tu
     random.Random(f"{seed}-{epoch}").shuffle(order)
     chosen = [tasks[i] for i in order[index * batch : (index + 1) * batch]]
     return chosen, TrainState(step=state.step + 1, epoch=epoch, batch_index=index + 1)
+
+
+class FailedStepGuard:
+    """Stops the run when ``limit`` training steps in a row ended with no ok episode.
+
+    Why: a dead engine or env server, a broken judge or workflow turns every episode into a failure;
+    each such step trains on nothing, so going on would only burn hours. ``limit`` 0 never stops.
+    """
+
+    def __init__(self, limit: int):
+        self.limit, self.streak = limit, []
+
+    def observe(self, step: int, episodes: list[Episode]) -> None:
+        if any(e.status == "ok" for e in episodes):
+            self.streak = []
+            return
+        self.streak.append(step)
+        if self.limit and len(self.streak) >= self.limit:
+            failed = [e for e in episodes if e.status != "ok"]
+            last = (failed[0].error or failed[0].status).strip().splitlines()[-1] if failed else "no episodes"
+            counts = ", ".join(f"{sum(e.status == s for e in episodes)} {s}" for s in ("failed", "timeout"))
+            raise RolloutFailingError(
+                f"{len(self.streak)} training steps in a row (steps {self.streak[0]}-{self.streak[-1]}) had no "
+                f"episode that ended ok (last step: {counts}; first error: {last}); "
+                "trainer_common.max_failed_steps stops the run here"
+            )
 
 
 class DebugRun:
@@ -153,9 +179,10 @@ class DebugRun:
                 f"training {total} steps of {cfg.data.train_batch_size} tasks x {cfg.rollout.num_repeat} "
                 f"episodes ({len(self.train_tasks)} training tasks)"
             )
+            guard = FailedStepGuard(cfg.trainer_common.max_failed_steps)
             while state.step < total:
                 batch, state = batch_for(self.train_tasks, state, cfg.data.train_batch_size, cfg.trainer_common.seed)
-                await self._step(runner, trainer, sync, batch, state, probe, total)
+                guard.observe(state.step, await self._step(runner, trainer, sync, batch, state, probe, total))
                 if state.step % cfg.trainer_common.test_freq == 0 or state.step == total:
                     await self._validate(runner, state.step)
                 if trainer is not None and (state.step % cfg.trainer_common.save_freq == 0 or state.step == total):
@@ -167,7 +194,7 @@ class DebugRun:
                 await runner.env.aclose()
             await engine.aclose()
 
-    async def _step(self, runner, trainer, sync, batch, state, probe, total) -> None:
+    async def _step(self, runner, trainer, sync, batch, state, probe, total) -> list[Episode]:
         t0 = time.monotonic()
         # phase lines mark where a step is (in astuner.log), e.g. for an interruption report
         logger.debug(f"phase rollout step {state.step}")
@@ -208,6 +235,7 @@ class DebugRun:
             f"rollout {rollout_s:.0f}s, train {metrics.get('train_seconds', 0):.0f}s, "
             f"sync {metrics.get('sync_seconds', 0):.1f}s"
         )
+        return episodes
 
     def _train_items(self, episodes: list[Episode], metrics: dict[str, Any]):
         from astuner.backbone.debug.trainer import TrainItem

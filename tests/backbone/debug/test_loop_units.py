@@ -25,3 +25,32 @@ def test_batches_cover_an_epoch_then_reshuffle_deterministically():
     assert state == TrainState(step=3, epoch=1, batch_index=1)
     again, _ = batch_for(TASKS, TrainState(step=2, epoch=0, batch_index=2), 5, seed=0)
     assert [t.task_id for t in again] == [t.task_id for t in batch]  # resuming reads the same batch
+
+
+def test_failed_step_guard_stops_after_the_limit_in_a_row():
+    import pytest
+
+    from astuner.backbone.debug.run import FailedStepGuard
+    from astuner.rollout.runner import Episode, RolloutFailingError
+
+    def step(*statuses):
+        return [
+            Episode(f"e{i}", "t", i, s, error="Traceback ...\nEnvServiceError: connection refused")
+            for i, s in enumerate(statuses)
+        ]
+
+    guard = FailedStepGuard(3)
+    guard.observe(1, step("failed", "failed"))
+    guard.observe(2, step("failed", "timeout"))
+    guard.observe(3, step("ok", "failed"))  # one ok episode resets the count
+    guard.observe(4, step("failed"))
+    guard.observe(5, step("timeout"))
+    with pytest.raises(
+        RolloutFailingError,
+        match=r"3 training steps in a row \(steps 4-6\) .*"
+        r"1 failed, 0 timeout; first error: EnvServiceError: connection refused",
+    ):
+        guard.observe(6, step("failed"))
+    never = FailedStepGuard(0)
+    for n in range(10):
+        never.observe(n, step("failed"))
