@@ -73,18 +73,26 @@ def stop_process_group(pid: int, what: str, grace: float = 15.0) -> None:
 
 
 class LogFollower:
-    """Reads the lines a child appended to its log since the last call (a partial last line waits)."""
+    """Reads the lines a child appends to its log from now on (a partial last line waits for its end).
+
+    Why from the current end: a resumed run appends to the same log, and what the earlier run wrote
+    there must not be reported again. Bytes, not text, so the offset is exact whatever the encoding.
+    """
 
     def __init__(self, path: Path):
-        self.path, self.offset, self.partial = path, 0, ""
+        self.path, self.partial = path, b""
+        try:
+            self.offset = path.stat().st_size
+        except OSError:
+            self.offset = 0
 
     def new_lines(self) -> list[str]:
         try:
-            with self.path.open("r", encoding="utf-8", errors="replace") as f:
+            with self.path.open("rb") as f:
                 f.seek(self.offset)
-                text = f.read()
-                self.offset = f.tell()
+                data = f.read()
         except OSError:
             return []
-        *lines, self.partial = (self.partial + text).split("\n")
-        return lines
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in lines]

@@ -127,6 +127,7 @@ def run_on_ray(
         elif child_env.get("RAY_ADDRESS"):
             logger.info(f"attaching to the Ray cluster at RAY_ADDRESS={child_env['RAY_ADDRESS']}")
         logger.info(f"{' '.join(cmd)} (log: {log_path})")
+        follower = LogFollower(log_path)  # before the child writes: only this run's lines are shown
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 cmd,
@@ -137,7 +138,7 @@ def run_on_ray(
                 preexec_fn=die_with_parent,
             )
             try:
-                return _wait(proc, LogFollower(log_path), progress)
+                return _wait(proc, follower, progress)
             finally:
                 if proc.poll() is None:
                     stop_process_group(proc.pid, cmd[2] if len(cmd) > 2 else cmd[0], grace=60.0)

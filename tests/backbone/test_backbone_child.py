@@ -60,7 +60,8 @@ def test_child_is_followed_line_by_line_and_its_exit_code_returned(tmp_path):
         return progress_line(line)
 
     log = tmp_path / "child.log"
+    log.write_text("an earlier run (resumed now) wrote:\n" + STEP_LINE.replace("step:2", "step:1") + "\n")
     code = run_on_ray([sys.executable, "-c", script], log, None, progress=progress)
     assert code == 3
-    assert seen == ["booting", STEP_LINE, VAL_LINE]
-    assert log.read_text().splitlines() == ["booting", STEP_LINE, VAL_LINE]
+    assert seen == ["booting", STEP_LINE, VAL_LINE]  # the earlier run's step 1 is not reported again
+    assert log.read_text().splitlines()[2:] == ["booting", STEP_LINE, VAL_LINE]
