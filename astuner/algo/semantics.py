@@ -1,6 +1,23 @@
-"""One algorithm on every backbone: the decisions, and how each backbone is made to follow them.
+"""One algorithm on every backbone: the decisions astuner takes once, for debug, verl and Trinity.
 
-(The table is filled in below; see README "One algorithm on every backbone".)
+README "One algorithm on every backbone" has the table (one row per decision, one column per
+backbone: the translated key, the adapter behaviour or the config error that makes it hold); the
+parity tests (``tests/backbone/{verl,trinity}/test_*_algorithm_parity.py``) call each backbone's own
+functions on one batch and compare. The rows, as astuner computes them (``B`` = data.train_batch_size,
+``n`` = rollout.num_repeat):
+
+- Policy loss: dual-clip PPO (``clip_ratio_low/high``, ``clip_ratio_c``), log-ratio clamped to +-20,
+  no entropy term (``policy_loss.ppo_clip_loss``).
+- The ratio: current policy over the engine's logprobs, both at the sampling temperature; the "old"
+  policy is never recomputed.
+- Aggregation: token mean over the trained tokens of an optimizer step's samples, zero-advantage
+  samples included (``policy_loss.policy_loss_sum`` / the step's token count).
+- Optimizer steps: one per ``B x n`` samples, each sample once; a step without gradient still steps.
+- Advantages (``advantages``): GRPO with the unbiased std and ``eps`` 1e-6 (or without the std),
+  RLOO, REINFORCE++ whitened over trained tokens; a group of one has mean 0 and std 1.
+- KL: ``kl_coef x k3`` in the loss (clamped to +-10), never in the reward.
+- Group membership: ``enters_group`` below; failed, timed-out and sample-less episodes are left out.
+- Multi-timeline episodes: every sample gets its episode's advantage; the episode counts once.
 """
 
 from __future__ import annotations

@@ -103,7 +103,11 @@ def _monitor_type(loggers: list[str], _cfg: AstunerConfig) -> str:
 # astuner key (below ``astuner.``) -> Trinity key(s), with a converter (value, whole config) -> value.
 TO_TRINITY: dict[str, tuple[tuple[str, Callable[[Any, AstunerConfig], Any]], ...]] = {
     "project_name": (("project", _same),),
-    "data.train_batch_size": (("buffer.batch_size", _same),),
+    # one optimizer step per batch_size x repeat_times experiences (Trinity's mini-batch is its training batch)
+    "data.train_batch_size": (
+        ("buffer.batch_size", _same),
+        ("buffer.train_batch_size", lambda v, c: v * c.rollout.num_repeat),
+    ),
     "data.max_prompt_length": (("model.max_prompt_tokens", _same),),
     "data.max_response_length": (("model.max_response_tokens", _same),),
     "rollout.num_repeat": (("algorithm.repeat_times", _same),),

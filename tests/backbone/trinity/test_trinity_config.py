@@ -104,6 +104,8 @@ def test_the_algorithm_pins(trinity_experiment, tmp_path):
     )
     assert a["policy_loss_fn_args"] == {"clip_range_low": 0.2, "clip_range_high": 0.2, "clip_ratio_c": 3.0}
     assert (a["algorithm_type"], a["advantage_fn"]) == ("grpo", "grpo")
+    buffer = to_trinity(loaded, tmp_path).config["buffer"]
+    assert (buffer["batch_size"], buffer["train_batch_size"]) == (2, 4)  # one optimizer step per 2 tasks x 2 repeats
 
 
 def test_grpo_without_std_is_trinitys_opmd_advantage(trinity_experiment, tmp_path):
