@@ -111,3 +111,38 @@ def loss_batch() -> LossBatch:
     adv = torch.tensor([0.8, -1.3, 0.0, -0.4, 1.7])
     pad = 1 - torch.arange(t).expand(b, t).ge(torch.tensor(resp_lens).unsqueeze(1)).float()
     return LossBatch(prompt_lens, resp_lens, logp * pad, old * pad, ref * pad, adv, mask)
+
+
+def debug_loss(batch: LossBatch, algorithm) -> tuple[float, torch.Tensor]:
+    """The debug trainer's loss on ``batch`` (one mini-batch) and its gradient with respect to ``logp``."""
+    from astuner.algo.policy_loss import policy_loss_sum
+
+    logp = batch.logp.clone().requires_grad_()
+    loss, _ = policy_loss_sum(logp, batch.old, batch.adv, batch.mask, algorithm, batch.ref)
+    mean = loss / batch.mask.sum()
+    mean.backward()
+    return float(mean.detach()), logp.grad
+
+
+def nested(rows: list[torch.Tensor]) -> torch.Tensor:
+    return torch.nested.as_nested_tensor([r.contiguous() for r in rows], layout=torch.jagged)
+
+
+def model_inputs(batch: LossBatch, rows: list[int], logp: torch.Tensor) -> tuple[dict, dict]:
+    """``rows`` as the verl-engine micro-batch both upstream losses read (jagged tensors), and the model's
+    output over whole sequences, where verl's ``no_padding_2_padding`` reads response token j at
+    ``prompt_len - 1 + j`` (``logp`` may require grad: the gradient flows back to it)."""
+    lens = [batch.resp_lens[i] for i in rows]
+    data = {
+        "prompts": nested([torch.arange(batch.prompt_lens[i]) + 1 for i in rows]),
+        "responses": nested([torch.arange(n) + 10 for n in lens]),
+        "response_mask": nested([batch.rows("mask")[i] for i in rows]),
+        "old_log_probs": nested([batch.rows("old")[i] for i in rows]),
+        "advantages": nested([torch.full((n,), float(batch.adv[i])) for i, n in zip(rows, lens, strict=True)]),
+        "ref_log_prob": nested([batch.rows("ref")[i] for i in rows]),
+    }
+    full = []
+    for i, n in zip(rows, lens, strict=True):
+        at = torch.arange(n) + batch.prompt_lens[i] - 1
+        full.append(torch.zeros(batch.prompt_lens[i] + n).index_put((at,), logp[i, :n]))
+    return data, {"log_probs": nested(full)}

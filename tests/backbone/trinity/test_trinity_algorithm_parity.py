@@ -18,7 +18,6 @@ import logging
 import pytest
 import torch
 
-from astuner.algo.policy_loss import policy_loss_sum
 from astuner.backbone.trinity.config import assumed_cluster, to_trinity
 from astuner.backbone.trinity.workflow import episode_experiences
 from astuner.config.load import load_config
@@ -38,10 +37,6 @@ def _translated(trinity_experiment, tmp_path, extra: list[str]):
     return loaded, config
 
 
-def _nested(rows):
-    return torch.nested.as_nested_tensor([r.contiguous() for r in rows], layout=torch.jagged)
-
-
 @pytest.mark.parametrize("kl_coef", [0.0, 0.05])
 def test_loss_and_gradient_equal_trinitys_policy_loss(trinity_experiment, tmp_path, kl_coef):
     from tensordict import TensorDict
@@ -50,35 +45,16 @@ def test_loss_and_gradient_equal_trinitys_policy_loss(trinity_experiment, tmp_pa
     algo = ["astuner.algorithm.clip_ratio_high=0.28", f"astuner.algorithm.kl_coef={kl_coef}"]
     loaded, config = _translated(trinity_experiment, tmp_path, algo)
     batch = cases.loss_batch()
-    total = int(batch.mask.sum())
-
-    ours_logp = batch.logp.clone().requires_grad_()
-    ours, _ = policy_loss_sum(ours_logp, batch.old, batch.adv, batch.mask, loaded.astuner.algorithm, batch.ref)
-    (ours / total).backward()
+    ours, ours_grad = cases.debug_loss(batch, loaded.astuner.algorithm)
 
     theirs_logp = batch.logp.clone().requires_grad_()
-    n = len(batch.resp_lens)
-    data = TensorDict(
-        {
-            "prompts": _nested([torch.arange(p) + 1 for p in batch.prompt_lens]),
-            "responses": _nested([torch.arange(r) + 10 for r in batch.resp_lens]),
-            "response_mask": _nested(batch.rows("mask")),
-            "old_log_probs": _nested(batch.rows("old")),
-            "advantages": _nested([torch.full((r,), float(batch.adv[i])) for i, r in enumerate(batch.resp_lens)]),
-            "ref_log_prob": _nested(batch.rows("ref")),
-        },
-        batch_size=[n],
-    )
-    full = []  # the model's output over whole sequences; response token j is read at prompt_len - 1 + j
-    for i in range(n):
-        seq = torch.zeros(batch.prompt_lens[i] + batch.resp_lens[i])
-        at = torch.arange(batch.resp_lens[i]) + batch.prompt_lens[i] - 1
-        full.append(seq.index_put((at,), theirs_logp[i, : batch.resp_lens[i]]))
-    theirs, metrics = TrinityPolicyLoss(config.algorithm)({"log_probs": _nested(full)}, data)
+    fields, output = cases.model_inputs(batch, list(range(len(batch.resp_lens))), theirs_logp)
+    data = TensorDict(fields, batch_size=[len(batch.resp_lens)])
+    theirs, metrics = TrinityPolicyLoss(config.algorithm)(output, data)
     theirs.backward()
     assert ("actor/kl_loss" in metrics) == (kl_coef > 0)
-    assert float(ours.detach() / total) == pytest.approx(float(theirs.detach()), rel=1e-5, abs=1e-7)
-    assert torch.allclose(ours_logp.grad * batch.mask, theirs_logp.grad * batch.mask, atol=1e-7)
+    assert ours == pytest.approx(float(theirs.detach()), rel=1e-5, abs=1e-7)
+    assert torch.allclose(ours_grad * batch.mask, theirs_logp.grad * batch.mask, atol=1e-7)
 
 
 def _trinity_advantages(eps, config) -> dict[tuple[str, int], float]:

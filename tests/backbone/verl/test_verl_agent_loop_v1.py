@@ -12,6 +12,7 @@ import time
 import uuid
 
 import numpy as np
+import pytest
 
 from tests.backbone.verl.conftest import REPO
 
@@ -74,20 +75,25 @@ def _generated(local_ray, tokenizer_dir, experiment, records, workflow: str, ove
         tq.close()
 
 
-def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
+@pytest.fixture
+def v1_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
+    """``run(workflow, overrides, replies)``: ``_generated`` for the math-agent experiment and the embedded model."""
+
+    def run(workflow: str, overrides: list[str], replies: list[str]):
+        experiment = verl_experiment(model_path=str(smollm2_tokenizer_dir))
+        return _generated(
+            local_ray, smollm2_tokenizer_dir, experiment, tmp_path / "records", workflow, overrides, replies
+        )
+
+    return run
+
+
+def test_two_timelines_come_back_as_two_samples_each(v1_batch):
     import transfer_queue as tq
 
     workflow = REPO / "tests" / "backbone" / "verl" / "two_timelines_workflow.py"
     many = ["astuner.rollout.multi_turn.max_sample_per_task=2"]
-    run = _generated(
-        local_ray,
-        smollm2_tokenizer_dir,
-        verl_experiment(model_path=str(smollm2_tokenizer_dir)),
-        tmp_path / "records",
-        f"{workflow}->TwoTimelinesWorkflow",
-        many,
-        ["\\boxed{2}"],
-    )
+    run = v1_batch(f"{workflow}->TwoTimelinesWorkflow", many, ["\\boxed{2}"])
     with run as (config, uids, replies):
         statuses = {u: tq.kv_list("train").get("train", {}).get(u, {}).get("status") for u in uids}
         assert set(statuses.values()) == {"finished"}, statuses
@@ -107,9 +113,7 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
             assert float(out["rm_scores"][row][-1]) == expected  # verl puts the reward on the last token
 
 
-def test_a_failed_episode_leaves_its_group_on_verls_v1_path(
-    local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path
-):
+def test_a_failed_episode_leaves_its_group_on_verls_v1_path(v1_batch):
     """The adapter returns no output for a failed episode; verl's v1 worker stores none, its replay buffer
     samples the smaller groups, pads the batch with untrained rows, and its advantage step gives the
     members exactly the debug backbone's GRPO advantages (rewards 1, 0 -> +-1/sqrt(2); a failure counted
@@ -121,15 +125,7 @@ def test_a_failed_episode_leaves_its_group_on_verls_v1_path(
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
 
     workflow = REPO / "tests" / "backbone" / "verl" / "one_failure_workflow.py"
-    run = _generated(
-        local_ray,
-        smollm2_tokenizer_dir,
-        verl_experiment(model_path=str(smollm2_tokenizer_dir)),
-        tmp_path / "records",
-        f"{workflow}->FailSecondRepeat",
-        ["astuner.rollout.num_repeat=3"],
-        ["\\boxed{2}", "\\boxed{4}"],
-    )
+    run = v1_batch(f"{workflow}->FailSecondRepeat", ["astuner.rollout.num_repeat=3"], ["\\boxed{2}", "\\boxed{4}"])
     with run as (config, uids, _):
         listing = tq.kv_list("train").get("train", {})
         assert {listing[u]["status"] for u in uids} == {"finished"}  # the episode failed, the agent loop did not

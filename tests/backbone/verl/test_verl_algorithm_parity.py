@@ -37,39 +37,16 @@ def _dataclass(config, section: str):
     return omega_conf_to_dataclass(OmegaConf.select(resolved, section))
 
 
-def _nested(rows):
-    return torch.nested.as_nested_tensor([r.contiguous() for r in rows], layout=torch.jagged)
-
-
 def _verl_loss(actor, batch: cases.LossBatch, rows: list[int], total_tokens: int, logp: torch.Tensor):
     """verl's ``ppo_loss`` on ``rows`` of the batch as one micro-batch of a mini-batch with ``total_tokens``."""
     from tensordict import TensorDict
     from verl.utils import tensordict_utils as tu
     from verl.workers.utils.losses import ppo_loss
 
-    pick = lambda name: [batch.rows(name)[i] for i in rows]  # noqa: E731
-    lens = [batch.resp_lens[i] for i in rows]
-    data = TensorDict(
-        {
-            "prompts": _nested([torch.arange(batch.prompt_lens[i]) + 1 for i in rows]),
-            "responses": _nested([torch.arange(n) + 10 for n in lens]),
-            "response_mask": _nested(pick("mask")),
-            "old_log_probs": _nested(pick("old")),
-            "advantages": _nested([torch.full((n,), float(batch.adv[i])) for i, n in zip(rows, lens, strict=True)]),
-            "ref_log_prob": _nested(pick("ref")),
-        },
-        batch_size=[len(rows)],
-    )
+    fields, output = cases.model_inputs(batch, rows, logp)
+    data = TensorDict(fields, batch_size=[len(rows)])
     tu.assign_non_tensor(data, dp_size=1, batch_num_tokens=total_tokens, global_batch_size=len(batch.resp_lens))
-    # the model's output over whole sequences; verl reads response token j at prompt_len - 1 + j
-    full = []
-    for i in rows:
-        seq = torch.zeros(batch.prompt_lens[i] + batch.resp_lens[i])
-        seq = seq.index_put(
-            (torch.arange(batch.resp_lens[i]) + batch.prompt_lens[i] - 1,), logp[i, : batch.resp_lens[i]]
-        )
-        full.append(seq)
-    loss, _ = ppo_loss(actor, {"log_probs": _nested(full)}, data)
+    loss, _ = ppo_loss(actor, output, data)
     return loss
 
 
@@ -81,16 +58,14 @@ def test_loss_and_gradient_equal_verls_ppo_loss(verl_experiment, tmp_path, kl_co
     batch = cases.loss_batch()
     total = int(batch.mask.sum())
 
-    ours_logp = batch.logp.clone().requires_grad_()
-    ours, _ = policy_loss_sum(ours_logp, batch.old, batch.adv, batch.mask, loaded.astuner.algorithm, batch.ref)
-    (ours / total).backward()
+    ours, ours_grad = cases.debug_loss(batch, loaded.astuner.algorithm)
 
     theirs_logp = batch.logp.clone().requires_grad_()
     halves = [[0, 1], [2, 3, 4]]  # two micro-batches of one mini-batch: verl divides each by the global count
     theirs = sum(_verl_loss(actor, batch, rows, total, theirs_logp) for rows in halves)
     theirs.backward()
-    assert float(ours / total) == pytest.approx(float(theirs), rel=1e-5, abs=1e-7)
-    assert torch.allclose(ours_logp.grad * batch.mask, theirs_logp.grad * batch.mask, atol=1e-7)
+    assert ours == pytest.approx(float(theirs), rel=1e-5, abs=1e-7)
+    assert torch.allclose(ours_grad * batch.mask, theirs_logp.grad * batch.mask, atol=1e-7)
     whole = _verl_loss(actor, batch, [0, 1, 2, 3, 4], total, batch.logp)
     assert float(whole) == pytest.approx(float(theirs), rel=1e-5)
 
