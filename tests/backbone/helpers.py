@@ -61,3 +61,15 @@ def math_agent_yaml(
     path = folder / "exp.yaml"
     path.write_text(textwrap.dedent(body) + textwrap.dedent(extra) + SEED_HEADER, encoding="utf-8")
     return path
+
+
+def write_planned_inputs(loaded, records: Path, train: list, val: list):
+    """Plan ``loaded`` on its backbone and write what the child would read (config, files, tasks, run spec)
+    into ``records``, as a real run does before it starts the child; returns the plan."""
+    from astuner.backbone import get_backbone
+    from astuner.backbone.base import RunInputs
+
+    backbone = get_backbone(loaded.backbone)
+    plan = backbone.plan(loaded, records)
+    backbone.write_inputs(plan, RunInputs(loaded=loaded, experiment=None, train=list(train), val=list(val)))
+    return plan

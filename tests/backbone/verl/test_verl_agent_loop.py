@@ -38,7 +38,9 @@ def test_episodes_come_back_as_verl_batch(local_ray, smollm2_tokenizer_dir, verl
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
-    from astuner.backbone.verl.run import write_inputs
+    from omegaconf import OmegaConf
+
+    from tests.backbone.helpers import write_planned_inputs
     from astuner.config.load import load_config
     from astuner.task_reader import build_task_reader
     from tests.backbone.verl.token_server import TokenServer
@@ -48,8 +50,8 @@ def test_episodes_come_back_as_verl_batch(local_ray, smollm2_tokenizer_dir, verl
     loaded = load_config(verl_experiment(model_path=str(smollm2_dir)), overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
     records = tmp_path / "records"
-    translation, _ = write_inputs(loaded, records, reader.get_training_tasks(), reader.get_validation_tasks())
-    config = translation.config
+    plan = write_planned_inputs(loaded, records, reader.get_training_tasks(), reader.get_validation_tasks())
+    config = OmegaConf.load(plan.config_path)
 
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_dir))
     # The first request for a prompt answers 2, the second 4: each task's group gets one right, one wrong.

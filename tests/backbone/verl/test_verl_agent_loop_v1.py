@@ -25,7 +25,9 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
-    from astuner.backbone.verl.run import write_inputs
+    from omegaconf import OmegaConf
+
+    from tests.backbone.helpers import write_planned_inputs
     from astuner.config.load import load_config
     from astuner.task_reader import build_task_reader
     from tests.backbone.verl.token_server import TokenServer
@@ -39,8 +41,8 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
     ]
     loaded = load_config(verl_experiment(model_path=str(smollm2_dir)), overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
-    translation, _ = write_inputs(loaded, tmp_path / "records", reader.get_training_tasks(), [])
-    config = translation.config
+    plan = write_planned_inputs(loaded, tmp_path / "records", reader.get_training_tasks(), [])
+    config = OmegaConf.load(plan.config_path)
     config.transfer_queue.enable = True
     tq.init(config.transfer_queue)
     try:
