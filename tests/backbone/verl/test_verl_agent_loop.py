@@ -32,17 +32,16 @@ def _batch(config, tokenizer):
 
 def test_episodes_come_back_as_verl_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
     smollm2_dir = smollm2_tokenizer_dir
+    from omegaconf import OmegaConf
     from transformers import AutoTokenizer
     from verl.experimental.agent_loop import AgentLoopManager
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
-    from omegaconf import OmegaConf
-
-    from tests.backbone.helpers import write_planned_inputs
     from astuner.config.load import load_config
     from astuner.task_reader import build_task_reader
+    from tests.backbone.helpers import write_planned_inputs
     from tests.backbone.verl.token_server import TokenServer
 
     # The legacy trainer's AgentLoopWorker (the v1 one needs the TransferQueue package): one sample per episode.

@@ -18,6 +18,7 @@ from tests.backbone.verl.conftest import REPO
 def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
     smollm2_dir = smollm2_tokenizer_dir
     import transfer_queue as tq
+    from omegaconf import OmegaConf
     from transformers import AutoTokenizer
     from verl.trainer.ppo.v1 import AgentLoopManagerTQ
     from verl.utils import tensordict_utils as tu
@@ -25,11 +26,9 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
-    from omegaconf import OmegaConf
-
-    from tests.backbone.helpers import write_planned_inputs
     from astuner.config.load import load_config
     from astuner.task_reader import build_task_reader
+    from tests.backbone.helpers import write_planned_inputs
     from tests.backbone.verl.token_server import TokenServer
 
     workflow = REPO / "tests" / "backbone" / "verl" / "two_timelines_workflow.py"
