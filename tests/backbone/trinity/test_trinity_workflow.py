@@ -135,8 +135,15 @@ def test_two_timelines_get_the_runs_step_wise_grpo_advantage(
     overrides = [
         f"astuner.rollout.agentscope_workflow={workflow}->TwoTimelinesWorkflow",
         "astuner.task_judge.judge_protocol=null",
+        "astuner.rollout.multi_turn.max_steps=5",
+        "+my_game.level=3",  # a section of the user's own reaches the workflow inside Trinity's runner
     ]
-    _, experiences = _explore(trinity_experiment(), overrides, tmp_path / "records", smollm2_dir, engine, monkeypatch)
+    records = tmp_path / "records"
+    _, experiences = _explore(trinity_experiment(), overrides, records, smollm2_dir, engine, monkeypatch)
+    episodes = [json.loads(x) for p in (records / "trajectories").glob("trinity_step_*") for x in p.open()]
+    assert len(episodes) == 4 and all(
+        e["output_metadata"] == {"my_game_level": 3, "max_steps": 5, "calls_left": 3} for e in episodes
+    )
     assert sorted((e.eid.task, e.eid.run, e.eid.step) for e in experiences) == [
         (t, r, s) for t in (0, 1) for r in (0, 1) for s in (0, 1)
     ]

@@ -7,6 +7,7 @@ TransferQueue controller and storage actors, on local Ray; replaced: only the vL
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -35,6 +36,8 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
     overrides = [
         f"astuner.rollout.agentscope_workflow={workflow}->TwoTimelinesWorkflow",
         "astuner.rollout.multi_turn.max_sample_per_task=2",
+        "astuner.rollout.multi_turn.max_steps=5",
+        "+my_game.level=3",  # a section of the user's own reaches the workflow inside verl's worker
         "+actor_rollout_ref.rollout.agent.num_workers=1",
         "+transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
     ]
@@ -84,5 +87,12 @@ def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenize
             expected = 1.0 if row < per_task else 0.0  # "1+1" answered 2 (right); "2+2" answered 2 (wrong)
             assert float(out["rm_scores"][row].sum()) == expected
             assert float(out["rm_scores"][row][-1]) == expected  # verl puts the reward on the last token
+        episodes = [
+            json.loads(x) for p in (tmp_path / "records" / "trajectories").glob("verl_step_*") for x in p.open()
+        ]
+        assert len(episodes) == len(uids) * n
+        assert {json.dumps(e["output_metadata"], sort_keys=True) for e in episodes} == {
+            json.dumps({"my_game_level": 3, "max_steps": 5, "calls_left": 3}, sort_keys=True)
+        }
     finally:
         tq.close()

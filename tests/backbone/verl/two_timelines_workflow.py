@@ -14,4 +14,14 @@ class TwoTimelinesWorkflow(Workflow):
         )
         answer = workflow_task.task.metadata["ground_truth"]
         texts = [b.get("text", "") for r in (first, second) for b in r.content if b.get("type") == "text"]
-        return WorkflowOutput(reward=float(all(f"boxed{{{answer}}}" in t for t in texts)))
+        return WorkflowOutput(reward=float(all(f"boxed{{{answer}}}" in t for t in texts)), metadata=_seen(model_tuner))
+
+
+def _seen(model_tuner) -> dict:
+    """What the workflow read from the run's config (a user section and an astuner key), for the test."""
+    cfg = model_tuner.config
+    return {
+        "my_game_level": cfg.my_game.level if "my_game" in cfg else None,
+        "max_steps": cfg.astuner.rollout.multi_turn.max_steps,
+        "calls_left": model_tuner.calls_left,
+    }
