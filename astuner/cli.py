@@ -121,16 +121,10 @@ def _setup_console_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
-    from astuner.backbone import get_backbone, run_backbone
+    from astuner.backbone import get_backbone
     from astuner.backbone.handover import BACKBONE_ENVS, find_backbone_python, hand_over, installed_here
     from astuner.config.errors import ConfigError
     from astuner.config.load import load_config
-    from astuner.engine.vllm_server import EngineStartError
-    from astuner.env_service.launch import EnvServiceStartError
-    from astuner.model import EmbeddedModelError, ModelPathError
-    from astuner.records import RecordsError, open_experiment
-    from astuner.rollout.runner import RolloutFailingError, RolloutHangError
-    from astuner.task_reader import TaskReaderError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["logview"]:
@@ -164,6 +158,21 @@ def main(argv: list[str] | None = None) -> int:
         for line in plan.summary():
             logger.info(line)
         return 0
+    for line in plan.notes:
+        logger.info(line)
+    return _run(args, loaded, backbone, plan, records_root)
+
+
+def _run(args: argparse.Namespace, loaded, backbone, plan, records_root: Path) -> int:
+    """Open the records and run the plan; every failure ends as one line (the traceback goes to the log)."""
+    from astuner.backbone import run_backbone
+    from astuner.config.errors import ConfigError
+    from astuner.engine.vllm_server import EngineStartError
+    from astuner.env_service.launch import EnvServiceStartError
+    from astuner.model import EmbeddedModelError, ModelPathError
+    from astuner.records import RecordsError, open_experiment
+    from astuner.rollout.runner import RolloutFailingError, RolloutHangError
+    from astuner.task_reader import TaskReaderError
 
     try:
         experiment = open_experiment(records_root, loaded.experiment_name, args.resume)
