@@ -55,8 +55,9 @@ def run_backbone(backbone: Backbone, plan: BackbonePlan, loaded: LoadedConfig, e
 
 def _start_env_service(loaded: LoadedConfig, experiment: Experiment, owned: contextlib.ExitStack) -> LoadedConfig:
     """Launch the configured env server (if any) for the whole run; returns the config with ``env_url``
-    resolved to where it serves (``{port}`` filled in), which every consumer then reads: the reader,
-    the rollout and, through the run spec, the verl and Trinity workers."""
+    resolved to where it serves (``{port}`` filled in) and no launch command (the workers connect, they
+    never launch), which every consumer then reads: the reader, the rollout and, through the run spec,
+    the verl and Trinity workers."""
     tr = loaded.astuner.task_reader
     if tr.type != "env_service" or not tr.env_service.launch_command:
         return loaded
@@ -72,7 +73,8 @@ def _start_env_service(loaded: LoadedConfig, experiment: Experiment, owned: cont
         es.startup_timeout,
     )
     owned.enter_context(server)
-    env_service = dataclasses.replace(es, env_url=server.base_url)
+    # The running config connects to the server this run owns: no launch command, the resolved URL.
+    env_service = dataclasses.replace(es, env_url=server.base_url, launch_command=[])
     task_reader = dataclasses.replace(tr, env_service=env_service)
     return loaded.replace_astuner(dataclasses.replace(loaded.astuner, task_reader=task_reader))
 
