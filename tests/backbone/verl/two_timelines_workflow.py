@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from astuner import Workflow, WorkflowOutput
+from tests.backbone.config_probe import seen
 
 
 class TwoTimelinesWorkflow(Workflow):
@@ -14,14 +15,4 @@ class TwoTimelinesWorkflow(Workflow):
         )
         answer = workflow_task.task.metadata["ground_truth"]
         texts = [b.get("text", "") for r in (first, second) for b in r.content if b.get("type") == "text"]
-        return WorkflowOutput(reward=float(all(f"boxed{{{answer}}}" in t for t in texts)), metadata=_seen(model_tuner))
-
-
-def _seen(model_tuner) -> dict:
-    """What the workflow read from the run's config (a user section and an astuner key), for the test."""
-    cfg = model_tuner.config
-    return {
-        "my_game_level": cfg.my_game.level if "my_game" in cfg else None,
-        "max_steps": cfg.astuner.rollout.multi_turn.max_steps,
-        "calls_left": model_tuner.calls_left,
-    }
+        return WorkflowOutput(reward=float(all(f"boxed{{{answer}}}" in t for t in texts)), metadata=seen(model_tuner))
