@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="compose, validate and print the resolved config (with --backbone=verl or trinity: the backbone's "
-        "translated config, after the backbone's own config check), then exit 0 (starts nothing)",
+        help="plan the run and print the config it will write (astuner's resolved config; with --backbone=verl or "
+        "trinity: the backbone's translated config, after the backbone's own config check), then exit 0 "
+        "(starts nothing, writes nothing)",
     )
     p.add_argument(
         "--resume",
@@ -118,55 +119,12 @@ def _setup_console_logging() -> None:
     logger.add(sys.stderr, level="INFO", format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}")
 
 
-def _dry_run_verl(loaded, records_dir: Path) -> int:
-    """Print verl's translated config (what the run would write to records/verl/verl_config.yaml)."""
-    from astuner.backbone.verl.config import to_verl
-    from astuner.config.errors import ConfigError
-
-    try:
-        translation = to_verl(loaded, records_dir)
-    except ConfigError as exc:
-        return _fail([str(i) for i in exc.issues])
-    for w in translation.warnings:
-        logger.warning(w)
-    sys.stdout.write(translation.to_yaml())
-    return 0
-
-
-def _dry_run_trinity(loaded, records_dir: Path) -> int:
-    """Print Trinity's translated config (what the run would write to records/trinity/trinity_config.yaml)
-    after Trinity's own check passed."""
-    from astuner.backbone.trinity.config import assumed_cluster, to_trinity, trinity_issues
-    from astuner.config.errors import ConfigError
-
-    try:
-        translation = to_trinity(loaded, records_dir)
-    except ConfigError as exc:
-        return _fail([str(i) for i in exc.issues])
-    issues = trinity_issues(translation.config, str(loaded.yaml_path))
-    if issues:
-        return _fail([str(i) for i in issues])
-    for w in translation.warnings:
-        logger.warning(w)
-    sys.stdout.write(translation.to_yaml())
-    cluster = translation.config.get("cluster") or assumed_cluster(translation.config)
-    logger.info(
-        f"Trinity-RFT's config check passed (cluster: {cluster.get('node_num')} node(s) x "
-        f"{cluster.get('gpu_per_node')} GPUs{'' if translation.config.get('cluster') else ', assumed'})"
-    )
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
+    from astuner.backbone import get_backbone
+    from astuner.backbone.handover import BACKBONE_ENVS, find_backbone_python, hand_over, installed_here
     from astuner.config.errors import ConfigError
     from astuner.config.load import load_config
-    from astuner.engine.vllm_server import EngineStartError
-    from astuner.env_service.launch import EnvServiceStartError
-    from astuner.model import EmbeddedModelError, ModelPathError
-    from astuner.records import RecordsError, open_experiment
-    from astuner.rollout.runner import RolloutFailingError, RolloutHangError
-    from astuner.task_reader import TaskReaderError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["logview"]:
@@ -177,31 +135,44 @@ def main(argv: list[str] | None = None) -> int:
     _setup_console_logging()
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        loaded = load_config(args.conf, args.overrides, args.backbone)
+        loaded = load_config(args.conf, args.overrides, args.backbone, cwd=Path.cwd())
     except ConfigError as exc:
         return _fail([str(i) for i in exc.issues])
-    if loaded.backbone in ("verl", "trinity"):
-        from astuner.backbone.handover import BACKBONE_ENVS, find_backbone_python, hand_over, installed_here
-
-        env = BACKBONE_ENVS[loaded.backbone]
-        if not installed_here(env.package):
-            python = find_backbone_python(env)
-            if python is None:
-                return _fail(env.missing_message(loaded.backbone))
-            logger.info(f"{env.package} is not installed in this Python; handing over to {python}")
-            return hand_over(python, argv)
-    for w in loaded.warnings:
+    env = BACKBONE_ENVS.get(loaded.backbone)
+    if env is not None and not installed_here(env.package):  # the backbone lives in its own environment
+        python = find_backbone_python(env)
+        if python is None:
+            return _fail(env.missing_message(loaded.backbone))
+        logger.info(f"{env.package} is not installed in this Python; handing over to {python}")
+        return hand_over(python, argv)
+    records_root = Path(args.exp_dir).expanduser().resolve() if args.exp_dir else loaded.cwd / "launcher_record"
+    try:
+        backbone = get_backbone(loaded.backbone)
+        plan = backbone.plan(loaded, records_root / loaded.experiment_name, with_ray=args.with_ray)
+    except ConfigError as exc:
+        return _fail([str(i) for i in exc.issues])
+    for w in plan.warnings:
         logger.warning(w)
-    if args.with_ray and loaded.backbone == "debug":
-        logger.warning("--with-ray has no effect with --backbone=debug (it runs in one process, without Ray)")
-    records_root = Path(args.exp_dir).expanduser().resolve() if args.exp_dir else Path.cwd() / "launcher_record"
     if args.dry_run:
-        if loaded.backbone == "verl":
-            return _dry_run_verl(loaded, records_root / loaded.experiment_name)
-        if loaded.backbone == "trinity":
-            return _dry_run_trinity(loaded, records_root / loaded.experiment_name)
-        sys.stdout.write(loaded.to_yaml())
+        sys.stdout.write(plan.config_text)
+        for line in plan.summary():
+            logger.info(line)
         return 0
+    for line in plan.notes:
+        logger.info(line)
+    return _run(args, loaded, backbone, plan, records_root)
+
+
+def _run(args: argparse.Namespace, loaded, backbone, plan, records_root: Path) -> int:
+    """Open the records and run the plan; every failure ends as one line (the traceback goes to the log)."""
+    from astuner.backbone import run_backbone
+    from astuner.config.errors import ConfigError
+    from astuner.engine.vllm_server import EngineStartError
+    from astuner.env_service.launch import EnvServiceStartError
+    from astuner.model import EmbeddedModelError, ModelPathError
+    from astuner.records import RecordsError, open_experiment
+    from astuner.rollout.runner import RolloutFailingError, RolloutHangError
+    from astuner.task_reader import TaskReaderError
 
     try:
         experiment = open_experiment(records_root, loaded.experiment_name, args.resume)
@@ -213,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info(f"experiment {loaded.experiment_name}: records in {experiment.root}")
         viewer = _start_logview(experiment.root, args.logview_host) if args.with_logview else None
         try:
-            from astuner.backbone import run_backbone
-
-            return run_backbone(loaded, experiment, with_ray=args.with_ray, with_logview=args.with_logview)
+            return run_backbone(backbone, plan, loaded, experiment)
         except (TaskReaderError, ConfigError, ModelPathError, EmbeddedModelError) as exc:
             return _fail(str(exc))
         except (EngineStartError, EnvServiceStartError) as exc:

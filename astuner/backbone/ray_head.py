@@ -182,12 +182,13 @@ def launch(
     log_name: str,
     with_ray: bool,
     progress: Callable[[str], str | None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> int:
     """Log the translation's notes, then run a backbone's launcher (``run_on_ray``) with its log in the records."""
     for note in notes:
         logger.warning(note)
     log_path = experiment_root / log_name
-    code = run_on_ray(cmd, log_path, experiment_root / "ray.log" if with_ray else None, progress=progress)
+    code = run_on_ray(cmd, log_path, experiment_root / "ray.log" if with_ray else None, env=env, progress=progress)
     if code != 0:
         logger.error(f"{' '.join(cmd[:3])} exited with code {code}; {log_path} says: {failure_line(log_path)}")
     return code

@@ -4,6 +4,8 @@ Both adapters (verl's agent loop, Trinity's workflow) run inside the backbone's 
 far from the CLI process. The launcher writes a ``RunSpec`` as JSON into the records and hands its
 path to the adapter through the backbone's own configuration (a constructor keyword for verl, a
 ``workflow_args`` entry for Trinity); ``load_spec`` rebuilds the validated config once per worker.
+The spec is derived from the one loaded config at plan time and bound to the running run's values
+(``RunSpec.bind``) just before it is written, so the workers see what the CLI process sees.
 ``record_episode`` is how every adapter writes episodes into the records.
 """
 
@@ -18,49 +20,90 @@ from typing import Any
 
 from astuner.config.load import LoadedConfig
 from astuner.config.schema import AstunerConfig
-from astuner.rollout.runner import Episode
+from astuner.config.view import ComposedConfig
+from astuner.rollout.runner import Episode, RolloutRunner
 from astuner.task_reader.task import Task
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """Attributes:
-    astuner: the validated ``astuner:`` tree (paths already absolute).
-    yaml_dir / cwd: where class references (``module->Class``, ``file.py->Class``) resolve.
-    trajectories_dir: where episodes are recorded.
+    """What a backbone's workers rebuild astuner's rollout from.
+
+    Attributes:
+        config: the whole composed config (``astuner`` validated, paths absolute, plus every other
+            top-level section: the user's own, verl's, ``trinity``), derived from the loaded config.
+        yaml_dir / cwd: where class references (``module->Class``, ``file.py->Class``) resolve.
+        trajectories_dir: where episodes are recorded.
     """
 
-    astuner: dict[str, Any]
+    config: dict[str, Any]
     yaml_dir: str
     cwd: str
     trajectories_dir: str
 
     @classmethod
     def of(cls, loaded: LoadedConfig, records_dir: Path) -> RunSpec:
-        """The spec of a run: its validated config, where references resolve, its records' trajectories."""
+        """The spec of a run: its config, where references resolve, its records' trajectories."""
         return cls(
-            astuner=loaded.tree["astuner"],
+            config=loaded.tree,
             yaml_dir=str(loaded.yaml_path.parent),
-            cwd=str(Path.cwd()),
+            cwd=str(loaded.cwd),
             trajectories_dir=str(records_dir / "trajectories"),
         )
 
+    def bind(self, loaded: LoadedConfig) -> RunSpec:
+        """The same spec with the config of the running run (values only a running process knows,
+        such as the env server's resolved URL)."""
+        return dataclasses.replace(self, config=loaded.tree)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, default=str)
+
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=1, default=str), encoding="utf-8")
+        path.write_text(self.to_json(), encoding="utf-8")
         return path
 
-    def config(self, origin: str) -> AstunerConfig:
+    def astuner_config(self, origin: str) -> AstunerConfig:
+        """The typed, frozen ``astuner:`` tree (validated again: the file may have been edited)."""
+        from astuner.config.schema import freeze
         from astuner.config.validate import validate_astuner_tree
 
-        return validate_astuner_tree(self.astuner, lambda _key: origin)
+        return freeze(validate_astuner_tree(self.config.get("astuner"), lambda _key: origin))
+
+    def composed(self, cfg: AstunerConfig) -> ComposedConfig:
+        """The read-only view of the whole config that workflows and judges get."""
+        return ComposedConfig(cfg, {k: v for k, v in self.config.items() if k != "astuner"})
 
 
 @functools.lru_cache(maxsize=4)
 def load_spec(path: str) -> tuple[RunSpec, AstunerConfig]:
     """The spec at ``path`` and its validated config (once per worker process)."""
     spec = RunSpec(**json.loads(Path(path).read_text(encoding="utf-8")))
-    return spec, spec.config(path)
+    return spec, spec.astuner_config(path)
+
+
+_WORKER_RUNNERS: dict[str, RolloutRunner] = {}
+
+
+def worker_runner(spec_path: str, tokenizer: Any) -> RolloutRunner:
+    """The rollout runner of this worker process, built once (workflow class, judge, chat renderer,
+    settings, the whole config as ``model_tuner.config``); each episode binds its own engine and
+    env-service client to it (``RolloutRunner.bind``) and closes the client afterwards.
+
+    Why once: a worker runs thousands of episodes; importing the workflow class, building the judge
+    and the chat renderer for each was most of an adapter's overhead.
+    """
+    runner = _WORKER_RUNNERS.get(spec_path)
+    if runner is None:
+        from astuner.rollout.build import build_runner
+
+        spec, cfg = load_spec(spec_path)
+        runner = build_runner(
+            cfg, None, tokenizer, Path(spec.yaml_dir), Path(spec.cwd), spec.composed(cfg), with_env=False
+        )
+        _WORKER_RUNNERS[spec_path] = runner
+    return runner
 
 
 def task_to_json(task: Task) -> str:

@@ -25,6 +25,7 @@ ADAPTER_KEYS = (
     "rollout.agent_madness_reward",
     "rollout.compute_madness_checklist",
     "rollout.multi_turn.max_sample_per_task",
+    "rollout.multi_turn.max_steps",
     "rollout.max_response_length_in_one_turn",
     "rollout.episode_timeout",
     "task_judge",

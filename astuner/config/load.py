@@ -9,10 +9,12 @@ then let Hydra compose as usual (defaults list, ``_self_``, override grammar).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from astuner.config.errors import ConfigError, ConfigIssue
 from astuner.config.resolve import resolve_references
-from astuner.config.schema import BACKBONES, AstunerConfig
+from astuner.config.schema import BACKBONES, AstunerConfig, freeze
 from astuner.config.validate import backbone_only_keys, validate_astuner_tree
+from astuner.config.view import ComposedConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = PACKAGE_DIR / "default_config"
@@ -55,23 +58,29 @@ VERL_SECTIONS = (
 TOP_LEVEL = ("astuner", "trinity", *VERL_SECTIONS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedConfig:
-    """A composed, validated and resolved experiment config.
+    """A composed, validated and resolved experiment config: the one copy every backbone plans from.
 
     Attributes:
         yaml_path: the user's YAML, absolute.
-        astuner: the typed ``astuner:`` tree (paths made absolute, backbone applied).
-        tree: the whole resolved config as plain containers (astuner, verl sections, trinity).
+        cwd: the working directory the CLI resolved once (relative references were tried against it);
+            nothing below the CLI reads the process's working directory.
+        astuner: the typed ``astuner:`` tree (paths made absolute, backbone applied), frozen.
+        sections: every other top-level section as composed (verl's, ``trinity``, the user's own).
         user_keys: dotted paths the user set in the YAML or on the command line.
         warnings: keys that take no effect on the chosen backbone, and similar notices.
+
+    Why frozen: a run that needs a value known only while it runs (the env server's port) derives
+    a new config with ``replace_astuner`` and hands that on; nothing writes into this one.
     """
 
     yaml_path: Path
+    cwd: Path
     astuner: AstunerConfig
-    tree: dict[str, Any]
-    user_keys: set[str] = field(default_factory=set)
-    warnings: list[str] = field(default_factory=list)
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    user_keys: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()
 
     @property
     def backbone(self) -> str:
@@ -80,6 +89,19 @@ class LoadedConfig:
     @property
     def experiment_name(self) -> str:
         return self.astuner.experiment_name or self.yaml_path.stem
+
+    @property
+    def tree(self) -> dict[str, Any]:
+        """The whole config as plain containers (a fresh copy), ``astuner`` first."""
+        return {"astuner": dataclasses.asdict(self.astuner), **copy.deepcopy(dict(self.sections))}
+
+    def composed(self) -> ComposedConfig:
+        """The read-only view workflows and judges get (``model_tuner.config``)."""
+        return ComposedConfig(self.astuner, self.sections)
+
+    def replace_astuner(self, cfg: AstunerConfig) -> LoadedConfig:
+        """This config with another (changed) ``astuner:`` tree, frozen in turn."""
+        return dataclasses.replace(self, astuner=freeze(cfg))
 
     def to_yaml(self) -> str:
         return OmegaConf.to_yaml(OmegaConf.create(self.tree))
@@ -227,13 +249,38 @@ class _Provenance:
         return set(self.user) | self.override_keys
 
 
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by one insertion, deletion, substitution or swap of neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and (a[diff[0]], a[diff[1]]) == (b[diff[1]], b[diff[0]])
+        return len(diff) == 1 or swapped
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
 def _top_level_issues(tree: dict[str, Any], source: _Provenance) -> list[ConfigIssue]:
+    """A top-level section one edit away from astuner's or a backbone's is a typo; any other is the user's own.
+
+    Why user sections are allowed: a workflow needs settings of its own (``model_tuner.config.<section>``).
+    """
     issues = []
     for key in tree:
-        if key not in TOP_LEVEL:
-            close = difflib.get_close_matches(str(key), TOP_LEVEL, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(TOP_LEVEL)}"
-            issues.append(ConfigIssue(str(key), f"unknown top-level section; {hint}", source(str(key))))
+        name = str(key)
+        if name in TOP_LEVEL or name == "hydra":
+            continue
+        close = [t for t in TOP_LEVEL if _one_edit_apart(name.lower(), t)]
+        if close:
+            issues.append(
+                ConfigIssue(
+                    name,
+                    f"unknown top-level section; did you mean '{close[0]}'? (a section of your own needs a name "
+                    "that is not one edit away from astuner's or a backbone's)",
+                    source(name),
+                )
+            )
     return issues
 
 
@@ -300,12 +347,12 @@ def load_config(
     if backbone is not None:
         cfg.backbone = backbone
     resolve_references(cfg, yaml_path.parent, cwd, source)
-    tree["astuner"] = dataclasses.asdict(cfg)
-    ordered = {"astuner": tree.pop("astuner"), **tree}
+    tree.pop("astuner", None)
     return LoadedConfig(
         yaml_path=yaml_path,
-        astuner=cfg,
-        tree=ordered,
-        user_keys=source.user_keys(),
-        warnings=_backbone_warnings(cfg, source.user_keys(), source),
+        cwd=cwd,
+        astuner=freeze(cfg),
+        sections=tree,
+        user_keys=frozenset(source.user_keys()),
+        warnings=tuple(_backbone_warnings(cfg, source.user_keys(), source)),
     )

@@ -14,7 +14,7 @@ Field metadata keys understood by the validator:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 BACKBONES = ("debug", "verl", "trinity")
@@ -33,8 +33,38 @@ def _sub(cls: type, help: str) -> Any:
     return field(default_factory=cls, metadata={"help": help})
 
 
+class FrozenConfigError(AttributeError):
+    """A loaded config was written to; derive a new one with ``dataclasses.replace`` instead."""
+
+
+class ConfigNode:
+    """Base of every schema dataclass: writable while it is built, read-only once ``freeze`` ran.
+
+    Why: the loaded config is the one source every backbone plans from. A value written into it
+    afterwards (as the env server's resolved URL once was) reaches some consumers and not others;
+    ``load_config`` freezes the tree so such a write fails where it happens.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen_"):
+            raise FrozenConfigError(
+                f"{type(self).__name__}.{name}: the loaded config is read-only; derive a changed copy with "
+                "dataclasses.replace"
+            )
+        object.__setattr__(self, name, value)
+
+
+def freeze(node: Any) -> Any:
+    """Make ``node`` and every config dataclass below it read-only; returns ``node``."""
+    if isinstance(node, ConfigNode):
+        for f in fields(node):
+            freeze(getattr(node, f.name))
+        object.__setattr__(node, "_frozen_", True)
+    return node
+
+
 @dataclass
-class HuggingfaceDatRepoConfig:
+class HuggingfaceDatRepoConfig(ConfigNode):
     dataset_path: str | None = _f(
         None,
         "Hub id ('openai/gsm8k', or 'gsm8k/main' = repo gsm8k with config main) or a local folder/file.",
@@ -45,13 +75,13 @@ class HuggingfaceDatRepoConfig:
 
 
 @dataclass
-class DatasetFileConfig:
+class DatasetFileConfig(ConfigNode):
     training_path: str | None = _f(None, "Training tasks: a .jsonl or .parquet file (relative to the YAML).")
     validation_path: str | None = _f(None, "Validation tasks: a .jsonl or .parquet file; null for none.")
 
 
 @dataclass
-class ArithmeticConfig:
+class ArithmeticConfig(ConfigNode):
     difficulty: int = _f(
         1, "1: one-digit a+b ... 5: multi-step three-digit (see task_reader/arithmetic.py).", min=1, max=5
     )
@@ -61,7 +91,7 @@ class ArithmeticConfig:
 
 
 @dataclass
-class EnvServiceConfig:
+class EnvServiceConfig(ConfigNode):
     env_url: str = _f(
         "http://127.0.0.1:8080",
         "Base URL of the environment service; '{port}' is replaced by the free port chosen for launch_command.",
@@ -84,7 +114,7 @@ class EnvServiceConfig:
 
 
 @dataclass
-class TaskReaderConfig:
+class TaskReaderConfig(ConfigNode):
     type: str = _f("huggingface_dat_repo", "Where tasks come from.", choices=TASK_READER_TYPES)
     huggingface_dat_repo: HuggingfaceDatRepoConfig = _sub(HuggingfaceDatRepoConfig, "Hugging Face datasets.")
     dataset_file: DatasetFileConfig = _sub(DatasetFileConfig, "Local jsonl/parquet files.")
@@ -100,19 +130,25 @@ class TaskReaderConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(ConfigNode):
     train_batch_size: int = _f(32, "Tasks per training step (each rolled out num_repeat times).", min=1)
     max_prompt_length: int = _f(3000, "Longest prompt part of a training sample, in tokens.", min=1)
     max_response_length: int = _f(10000, "Longest response part of a training sample, in tokens.", min=1)
 
 
 @dataclass
-class MultiTurnConfig:
+class MultiTurnConfig(ConfigNode):
     max_sample_per_task: int = _f(4, "Most training samples kept from one episode's timelines.", min=1)
+    max_steps: int = _f(
+        0,
+        "Most LLM calls in one episode (0: no limit). A workflow may check model_tuner.calls_left and finish; "
+        "a call past the limit ends the episode, flagged turn_limit_reached, with reward 0.",
+        min=0,
+    )
 
 
 @dataclass
-class EngineConfig:
+class EngineConfig(ConfigNode):
     python: str | None = _f(
         None,
         "Python with vLLM installed; null finds $ASTUNER_ENGINE_PYTHON, <venv>-vllm, then this one.",
@@ -141,7 +177,7 @@ class EngineConfig:
 
 
 @dataclass
-class RolloutConfig:
+class RolloutConfig(ConfigNode):
     agentscope_workflow: str | None = _f(
         None, "Workflow class: 'package.module->Class' or 'path/to/file.py->Class' (relative to the YAML)."
     )
@@ -166,7 +202,7 @@ class RolloutConfig:
 
 
 @dataclass
-class TaskJudgeConfig:
+class TaskJudgeConfig(ConfigNode):
     judge_protocol: str | None = _f(None, "Judge class ('module->Class'); used when the workflow returns reward=None.")
     unboxed_answer_reward: float = _f(
         0.0,
@@ -178,12 +214,12 @@ class TaskJudgeConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(ConfigNode):
     path: str | None = _f(None, "Policy model: a local HF folder or a Hugging Face hub id.")
 
 
 @dataclass
-class TrainerCommonConfig:
+class TrainerCommonConfig(ConfigNode):
     save_freq: int = _f(20, "Save a checkpoint every N training steps.", min=1)
     test_freq: int = _f(20, "Validate every N training steps.", min=1)
     total_epochs: int = _f(1, "Passes over the training tasks.", min=1)
@@ -208,7 +244,7 @@ class TrainerCommonConfig:
 
 
 @dataclass
-class AlgorithmConfig:
+class AlgorithmConfig(ConfigNode):
     adv_estimator: str = _f("grpo", "Advantage estimator.", choices=("grpo", "rloo", "reinforce_plus_plus"))
     norm_adv_by_std: bool = _f(True, "GRPO: divide by the group's reward std (false: only subtract the mean).")
     clip_ratio_low: float = _f(0.2, "PPO clip: ratio floor is 1 - this.", min=0.0, max=1.0)
@@ -224,14 +260,14 @@ class AlgorithmConfig:
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(ConfigNode):
     lr: float = _f(1e-5, "AdamW learning rate.", min=0.0)
     weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0)
     grad_clip: float = _f(1.0, "Clip the gradient norm to this; 0 disables clipping.", min=0.0)
 
 
 @dataclass
-class DebugConfig:
+class DebugConfig(ConfigNode):
     first_n_tasks: int = _f(
         0, "Use only the first N training (and validation) tasks; 0 uses all.", min=0, backbones=("debug",)
     )
@@ -258,7 +294,7 @@ class DebugConfig:
 
 
 @dataclass
-class AstunerConfig:
+class AstunerConfig(ConfigNode):
     project_name: str = _f("astuner", "Project name (used by loggers such as W&B).")
     experiment_name: str | None = _f(
         None, "Experiment name; records go to launcher_record/<name>/. null means the YAML file's stem."

@@ -80,10 +80,15 @@ def gguf_path(model: EmbeddedModel) -> Path:
     return path
 
 
+def target_dir(name: str, dtype: str = "bfloat16") -> Path:
+    """Where ``materialize`` puts the HF folder of ``builtin:<name>`` (nothing is converted here)."""
+    return cache_dir() / "models" / f"{lookup(name).name}-{dtype}"
+
+
 def materialize(name: str, dtype: str = "bfloat16") -> Path:
     """Return the HF folder of ``builtin:<name>``, converting the GGUF on first use (~30 s)."""
     model = lookup(name)
-    target = cache_dir() / "models" / f"{model.name}-{dtype}"
+    target = target_dir(name, dtype)
     if (target / "config.json").is_file():
         return target
     source = gguf_path(model)

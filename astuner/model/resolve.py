@@ -10,11 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from astuner.hub import hub_reachable, offline_mode
-from astuner.model.embedded import PREFIX, materialize
+from astuner.model.embedded import PREFIX, materialize, target_dir
 
 
 class ModelPathError(RuntimeError):
     """The model cannot be found or fetched; the message says what to do."""
+
+
+def planned_model_path(path: str) -> str:
+    """The path a backbone is given for ``path``, known without converting or downloading anything.
+
+    ``builtin:<name>`` becomes the folder ``resolve_model_path`` converts it into; a local folder stays;
+    a hub id stays a hub id (the backbone loads it from the Hub cache, which the run fills first).
+    Why: a backbone's plan (and so the dry run) must name the exact path the run will use.
+    """
+    if path.startswith(PREFIX):
+        return str(target_dir(path[len(PREFIX) :]))
+    return path
 
 
 def resolve_model_path(path: str) -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 
 from astuner.config.class_ref import resolve_class
 from astuner.config.schema import AstunerConfig
+from astuner.config.view import ComposedConfig
 from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
 from astuner.env_service import EnvSessions, client_from_config
 from astuner.rollout.runner import RolloutRunner, RolloutSettings
@@ -21,6 +22,7 @@ def tuner_settings(cfg: AstunerConfig, temperature: float | None = None) -> Tune
         temperature=r.temperature if temperature is None else temperature,
         max_model_len=r.max_model_len,
         max_tokens_per_turn=r.max_response_length_in_one_turn,
+        max_calls=r.multi_turn.max_steps,
     )
 
 
@@ -64,16 +66,39 @@ def load_tokenizer(model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
-def build_judge(cfg: AstunerConfig, yaml_dir: Path, cwd: Path) -> BaseJudge | None:
+def build_judge(
+    cfg: AstunerConfig, yaml_dir: Path, cwd: Path, composed: ComposedConfig | None = None
+) -> BaseJudge | None:
     ref = cfg.task_judge.judge_protocol
-    return resolve_class(ref, yaml_dir, cwd)(config=cfg) if ref else None
+    return resolve_class(ref, yaml_dir, cwd)(config=cfg, composed_config=composed) if ref else None
 
 
-def build_runner(cfg: AstunerConfig, engine: Any, tokenizer: Any, yaml_dir: Path, cwd: Path) -> RolloutRunner:
+def env_sessions(cfg: AstunerConfig) -> EnvSessions | None:
+    """A new client of the env service (``task_reader.type: env_service``), else None; the caller closes it."""
+    tr = cfg.task_reader
+    return EnvSessions(client_from_config(tr.env_service)) if tr.type == "env_service" else None
+
+
+def build_runner(
+    cfg: AstunerConfig,
+    engine: Any,
+    tokenizer: Any,
+    yaml_dir: Path,
+    cwd: Path,
+    composed: ComposedConfig | None = None,
+    with_env: bool = True,
+) -> RolloutRunner:
+    """The rollout runner of a run: workflow class, judge, chat renderer, settings and (``with_env``) an
+    env-service client. ``engine`` may be None when each episode binds its own (``RolloutRunner.bind``)."""
     assert cfg.rollout.agentscope_workflow is not None, "validated by astuner.config"
     workflow_cls = resolve_class(cfg.rollout.agentscope_workflow, yaml_dir, cwd)
-    tr = cfg.task_reader
-    env = EnvSessions(client_from_config(tr.env_service)) if tr.type == "env_service" else None
+    composed = composed if composed is not None else ComposedConfig(cfg, {})
     return RolloutRunner(
-        engine, ChatRenderer(tokenizer), workflow_cls, build_judge(cfg, yaml_dir, cwd), rollout_settings(cfg), env
+        engine,
+        ChatRenderer(tokenizer),
+        workflow_cls,
+        build_judge(cfg, yaml_dir, cwd, composed),
+        rollout_settings(cfg),
+        env_sessions(cfg) if with_env else None,
+        config=composed,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import math
 import signal
@@ -30,6 +31,7 @@ from typing import Any
 from loguru import logger
 from tqdm import tqdm
 
+from astuner.config.view import ComposedConfig
 from astuner.context.merge import merge_calls
 from astuner.context.types import LLMCall, Sample, jsonable
 from astuner.engine.protocol import Engine
@@ -37,7 +39,7 @@ from astuner.env_service.instance import EnvInstance, EnvSessions
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.task_reader.task import Task
 from astuner.tuner.chat_render import ChatRenderer
-from astuner.tuner.model_tuner import ModelTuner, TunerSettings
+from astuner.tuner.model_tuner import ModelTuner, TunerSettings, TurnLimitReached
 from astuner.workflow.base import Workflow, WorkflowOutput, WorkflowTask
 
 
@@ -151,6 +153,7 @@ class Episode:
     madness: list[str] = field(default_factory=list)
     error: str | None = None
     context_overflow: bool = False
+    turn_limit_reached: bool = False
     output_metadata: dict[str, Any] = field(default_factory=dict)
     calls: list[LLMCall] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
@@ -168,6 +171,7 @@ class Episode:
             "madness": self.madness,
             "error": self.error,
             "context_overflow": self.context_overflow,
+            "turn_limit_reached": self.turn_limit_reached,
             "output_metadata": jsonable(self.output_metadata),
             "metrics": self.metrics,
             "calls": [c.to_dict() for c in self.calls],
@@ -185,16 +189,18 @@ class RolloutRunner:
         judge: used when a workflow returns ``reward=None``; may be None if workflows always set it.
         settings: limits and rules.
         env: opens and releases per-episode environment instances (``task_reader.type: env_service``).
+        config: the run's whole config, read-only; every episode's ``model_tuner.config``.
     """
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         renderer: ChatRenderer,
         workflow_cls: type[Workflow],
         judge: BaseJudge | None,
         settings: RolloutSettings,
         env: EnvSessions | None = None,
+        config: ComposedConfig | None = None,
     ):
         self.engine, self.renderer, self.workflow_cls, self.judge, self.settings = (
             engine,
@@ -204,6 +210,15 @@ class RolloutRunner:
             settings,
         )
         self.env = env
+        self.config = config
+
+    def bind(self, engine: Engine, env: EnvSessions | None = None) -> RolloutRunner:
+        """This runner with another engine and env sessions; the workflow class, judge, renderer and
+        settings are shared, not rebuilt. Why: a backbone adapter builds those once per worker and
+        binds each episode's own engine (verl's sticky request id) and clients, which it closes."""
+        bound = copy.copy(self)
+        bound.engine, bound.env = engine, env
+        return bound
 
     async def run(
         self,
@@ -289,8 +304,9 @@ class RolloutRunner:
         episode_id = self.episode_id(task, repeat_index, step)
         activity = activity or _Activity()
         activity.set(episode_id, "workflow")
+        assert self.engine is not None, "a runner built without an engine is bound to one per episode (bind)"
         engine = _TrackedEngine(self.engine, activity, episode_id)
-        tuner = ModelTuner(engine, self.renderer, tuner_settings, episode_id=episode_id)
+        tuner = ModelTuner(engine, self.renderer, tuner_settings, episode_id=episode_id, config=self.config)
         started = time.monotonic()
         episode = Episode(episode_id=episode_id, task_id=task.task_id, repeat_index=repeat_index, status="ok")
         instance: EnvInstance | None = None
@@ -301,15 +317,25 @@ class RolloutRunner:
                 task = instance.task
                 activity.set(episode_id, "workflow")
             wtask = WorkflowTask(task=task, episode_id=episode_id, repeat_index=repeat_index, env=instance)
-            output = await asyncio.wait_for(self.workflow_cls().execute(wtask, tuner), self.settings.episode_timeout)
-            if not isinstance(output, WorkflowOutput):
-                raise TypeError(
-                    f"{self.workflow_cls.__qualname__}.execute returned {type(output).__name__}, "
-                    "expected WorkflowOutput"
+            try:
+                output = await asyncio.wait_for(
+                    self.workflow_cls().execute(wtask, tuner), self.settings.episode_timeout
                 )
-            episode.output_metadata = dict(output.metadata)
-            activity.set(episode_id, "judge")
-            episode.reward, episode.is_success = await self._score(wtask, output)
+            except TurnLimitReached:
+                output = None
+            if tuner.turn_limit_reached:
+                # Cut off by rollout.multi_turn.max_steps: it did not finish, so it is not judged.
+                episode.turn_limit_reached = True
+                episode.reward, episode.is_success = 0.0, False
+            else:
+                if not isinstance(output, WorkflowOutput):
+                    raise TypeError(
+                        f"{self.workflow_cls.__qualname__}.execute returned {type(output).__name__}, "
+                        "expected WorkflowOutput"
+                    )
+                episode.output_metadata = dict(output.metadata)
+                activity.set(episode_id, "judge")
+                episode.reward, episode.is_success = await self._score(wtask, output)
         except asyncio.TimeoutError:
             episode.status = "timeout"
             episode.error = f"episode exceeded rollout.episode_timeout = {self.settings.episode_timeout:g}s"

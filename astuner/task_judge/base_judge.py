@@ -10,6 +10,7 @@ from astuner.workflow.base import WorkflowOutput, WorkflowTask
 
 if TYPE_CHECKING:
     from astuner.config.schema import AstunerConfig
+    from astuner.config.view import ComposedConfig
 
 JudgeResult = tuple[float, bool]
 
@@ -22,11 +23,16 @@ class BaseJudge(ABC):
     so a judge can call a reward model or an environment service without blocking the loop.
 
     Args:
-        config: the experiment's typed config, for judges that need settings.
+        config: the experiment's typed ``astuner:`` config, for judges that need settings.
+        composed_config: the run's whole config, read-only (``composed_config.<your_section>.<key>``),
+            the same view a workflow gets as ``model_tuner.config``.
     """
 
-    def __init__(self, config: AstunerConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, config: AstunerConfig | None = None, composed_config: ComposedConfig | None = None, **kwargs: Any
+    ) -> None:
         self.config = config
+        self.composed_config = composed_config
 
     @abstractmethod
     def compute_reward(

@@ -24,6 +24,42 @@ class TaskReader(Protocol):
     def get_validation_tasks(self) -> list[Task]: ...
 
 
+def has_validation(cfg: TaskReaderConfig) -> bool:
+    """Whether ``cfg`` names validation tasks (decided from the config alone, before any reading).
+
+    Why from the config: a backbone's plan (verl's test_freq, Trinity's eval taskset) depends on it
+    and must be the same in the dry run; ``check_validation`` then holds the reader to it.
+    """
+    if cfg.type == "huggingface_dat_repo":
+        return cfg.huggingface_dat_repo.validation_split is not None
+    if cfg.type == "dataset_file":
+        return cfg.dataset_file.validation_path is not None
+    if cfg.type == "arithmetic":
+        return cfg.arithmetic.num_validation > 0
+    return cfg.env_service.validation_split is not None
+
+
+def validation_key(cfg: TaskReaderConfig) -> str:
+    """The key that names the validation tasks of ``cfg.type`` (for messages)."""
+    leaf = {
+        "huggingface_dat_repo": "validation_split",
+        "dataset_file": "validation_path",
+        "arithmetic": "num_validation",
+        "env_service": "validation_split",
+    }[cfg.type]
+    return f"astuner.task_reader.{cfg.type}.{leaf}"
+
+
+def check_validation(cfg: TaskReaderConfig, validation: list[Task]) -> None:
+    """Raise when the config names validation tasks but the reader found none (never a silent change of plan)."""
+    if has_validation(cfg) and not validation:
+        key = validation_key(cfg)
+        raise TaskReaderError(
+            f"{key} names validation tasks but none were read; fix the source or set {key} to "
+            f"{'0' if cfg.type == 'arithmetic' else 'null'} to train without validation"
+        )
+
+
 def build_task_reader(cfg: TaskReaderConfig) -> TaskReader:
     """The reader for ``cfg.type`` (paths in ``cfg`` are already absolute, see ``astuner.config``;
     ``env_service.env_url`` is resolved, see ``astuner.backbone.run_backbone``)."""
@@ -49,4 +85,12 @@ def build_task_reader(cfg: TaskReaderConfig) -> TaskReader:
     raise TaskReaderError(f"astuner.task_reader.type = {cfg.type!r} has no reader")
 
 
-__all__ = ["Task", "TaskReader", "TaskReaderError", "RowFields", "build_task_reader"]
+__all__ = [
+    "Task",
+    "TaskReader",
+    "TaskReaderError",
+    "RowFields",
+    "build_task_reader",
+    "check_validation",
+    "has_validation",
+]

@@ -25,6 +25,7 @@ from agentscope.message import TextBlock, ToolUseBlock
 from agentscope.model import ChatModelBase, ChatResponse
 from agentscope.model._model_usage import ChatUsage
 
+from astuner.config.view import ComposedConfig
 from astuner.context.types import LLMCall, jsonable
 from astuner.engine.protocol import Engine, SamplingParams
 from astuner.rollout.madness import nonsense_reason, toolcall_reason
@@ -42,6 +43,7 @@ class TunerSettings:
         max_model_len: the engine's context length.
         max_tokens_per_turn: most tokens one call may generate (``rollout.max_response_length_in_one_turn``).
         seed: when set, each request gets a seed derived from it, the episode id and the call index.
+        max_calls: most LLM calls of the episode (``rollout.multi_turn.max_steps``); 0 is no limit.
     """
 
     temperature: float
@@ -50,6 +52,11 @@ class TunerSettings:
     top_p: float = 1.0
     top_k: int = -1
     seed: int | None = None
+    max_calls: int = 0
+
+
+class TurnLimitReached(Exception):
+    """A workflow called the model after ``rollout.multi_turn.max_steps`` calls: the episode ends here."""
 
 
 class ModelTuner(ChatModelBase):
@@ -61,6 +68,8 @@ class ModelTuner(ChatModelBase):
         settings: sampling and length limits.
         model_name: reported to AgentScope.
         episode_id: names the episode (per-request seeds derive from it).
+        config: the run's whole config, read-only (``model_tuner.config.astuner.rollout.max_model_len``,
+            ``model_tuner.config.<your_section>.<key>``); None outside a run.
     """
 
     def __init__(
@@ -70,9 +79,12 @@ class ModelTuner(ChatModelBase):
         settings: TunerSettings,
         model_name: str = "policy",
         episode_id: str = "",
+        config: ComposedConfig | None = None,
     ):
         super().__init__(model_name, stream=False)
         self.episode_id = episode_id
+        self.config = config
+        self.turn_limit_reached = False
         self.engine = engine
         self.renderer = renderer
         self.settings = settings
@@ -90,6 +102,13 @@ class ModelTuner(ChatModelBase):
         }
         self._special = [t for t in getattr(tok, "all_special_tokens", []) if t]
 
+    @property
+    def calls_left(self) -> int | None:
+        """LLM calls this episode may still make (``rollout.multi_turn.max_steps``); None: no limit."""
+        if not self.settings.max_calls:
+            return None
+        return max(0, self.settings.max_calls - len(self.calls))
+
     async def __call__(
         self,
         messages: list[dict[str, Any]],
@@ -98,6 +117,11 @@ class ModelTuner(ChatModelBase):
         structured_model: Any = None,
         **kwargs: Any,
     ) -> ChatResponse:
+        if self.calls_left == 0:
+            self.turn_limit_reached = True
+            raise TurnLimitReached(
+                f"episode {self.episode_id}: rollout.multi_turn.max_steps = {self.settings.max_calls} LLM calls reached"
+            )
         unknown = sorted(set(kwargs) - set(SAMPLING_KWARGS))
         if unknown:
             raise TypeError(

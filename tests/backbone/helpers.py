@@ -61,3 +61,57 @@ def math_agent_yaml(
     path = folder / "exp.yaml"
     path.write_text(textwrap.dedent(body) + textwrap.dedent(extra) + SEED_HEADER, encoding="utf-8")
     return path
+
+
+def write_planned_inputs(loaded, records: Path, train: list, val: list):
+    """Plan ``loaded`` on its backbone and write what the child would read (config, files, tasks, run spec)
+    into ``records``, as a real run does before it starts the child; returns the plan."""
+    from astuner.backbone import get_backbone
+    from astuner.backbone.base import RunInputs
+
+    backbone = get_backbone(loaded.backbone)
+    plan = backbone.plan(loaded, records)
+    backbone.write_inputs(plan, RunInputs(loaded=loaded, experiment=None, train=list(train), val=list(val)))
+    return plan
+
+
+def dry_run_config(argv: list[str], cwd: Path) -> str:
+    """What ``astuner ARGV --dry-run`` prints (the planned config), run from ``cwd``."""
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "astuner", *argv, "--dry-run"], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def run_until(argv: list[str], cwd: Path, ready: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``astuner ARGV`` from ``cwd`` until ``ready`` exists (the backbone's child is running), then
+    SIGTERM it as a user's Ctrl-C/kill would, and return how it ended (it must end by itself)."""
+    import signal
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "astuner", *argv], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out, err = proc.communicate()
+                raise AssertionError(f"{ready} never appeared (exit {proc.returncode}):\n{err[-3000:]}")
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def files_below(folder: Path) -> list[str]:
+    """Every path below ``folder``, relative, sorted (what a run left in its working directory)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))

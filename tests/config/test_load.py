@@ -129,7 +129,7 @@ def test_cross_field_check(minimal_experiment):
 
 def test_backbone_only_keys_warn_only_when_user_set(minimal_experiment):
     quiet = load_config(minimal_experiment())
-    assert quiet.warnings == []  # defaults for trinity/verl never warn
+    assert quiet.warnings == ()  # defaults for trinity/verl never warn
     loaded = load_config(
         minimal_experiment(
             {
@@ -144,7 +144,7 @@ def test_backbone_only_keys_warn_only_when_user_set(minimal_experiment):
     assert "trinity.trainer.grad_clip has no effect with --backbone=debug" in joined
     assert "actor_rollout_ref.actor.optim.lr has no effect with --backbone=debug (only with --backbone=verl)" in joined
     trinity = load_config(minimal_experiment(name="t.yaml"), backbone="trinity")
-    assert trinity.backbone == "trinity" and trinity.warnings == []
+    assert trinity.backbone == "trinity" and trinity.warnings == ()
 
 
 def test_bad_yaml_syntax_names_line(write_yaml):
@@ -198,3 +198,26 @@ def test_searchpath_is_resolved_from_the_installed_package(minimal_experiment, t
     monkeypatch.chdir(tmp_path / "cwd")
     assert os.getcwd() == str(tmp_path / "cwd")
     assert load_config(minimal_experiment()).astuner.project_name == "astuner"
+
+
+def test_user_sections_reach_the_view_and_near_misses_are_typos(minimal_experiment):
+    loaded = load_config(minimal_experiment({"my_game": {"board_size": 5}}))
+    assert loaded.composed().my_game.board_size == 5 and loaded.tree["my_game"] == {"board_size": 5}
+    assert loaded.warnings == ()  # a section of the user's own is no backbone's: nothing to warn about
+    for typo, meant in (("trinty", "trinity"), ("astunre", "astuner"), ("trainr", "trainer")):
+        with pytest.raises(ConfigError, match=f"{typo}: unknown top-level section; did you mean '{meant}'"):
+            load_config(minimal_experiment({typo: {"x": 1}}, name=f"{typo}.yaml"))
+
+
+def test_the_loaded_config_is_frozen_and_derived_copies_are_new(minimal_experiment):
+    import dataclasses
+
+    from astuner.config.schema import FrozenConfigError
+
+    loaded = load_config(minimal_experiment())
+    with pytest.raises(FrozenConfigError):
+        loaded.astuner.rollout.num_repeat = 9
+    changed = loaded.replace_astuner(dataclasses.replace(loaded.astuner, project_name="other"))
+    assert changed.astuner.project_name == "other" and loaded.astuner.project_name == "astuner"
+    with pytest.raises(FrozenConfigError):
+        changed.astuner.project_name = "again"

@@ -86,11 +86,28 @@ def final_hash(exp: Path) -> str:
 
 @pytest.fixture(scope="module")
 def uninterrupted(experiment_yaml):
+    """A whole run from an empty working directory, records in its default place (./launcher_record)."""
     root = experiment_yaml.parent / "A"
-    proc = astuner(["--conf", str(experiment_yaml), "--exp-dir", str(root)], experiment_yaml.parent)
+    root.mkdir()
+    proc = astuner(["--conf", str(experiment_yaml)], root)
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
-    return root / "tiny", out
+    return root / "launcher_record" / "tiny", out
+
+
+def test_the_run_is_its_plan_and_writes_only_its_records(experiment_yaml, uninterrupted):
+    exp, _ = uninterrupted
+    cwd = exp.parent.parent
+    assert [p.name for p in cwd.iterdir()] == ["launcher_record"]
+    assert [p.name for p in exp.parent.iterdir()] == ["tiny"]
+    dry = subprocess.run(
+        [sys.executable, "-m", "astuner", "--conf", str(experiment_yaml), "--dry-run"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dry.returncode == 0 and dry.stdout == (exp / "config.yaml").read_text(encoding="utf-8")
 
 
 def test_trains_records_and_syncs(uninterrupted):

@@ -140,3 +140,66 @@ def test_concurrency_is_bounded(smollm2_tokenizer):
     runner, _ = make_runner(smollm2_tokenizer, Counting, ["x"], max_env_worker=2, num_repeat=4)
     asyncio.run(runner.run(TASKS))
     assert LIVE["peak"] == 2
+
+
+class AskUntilCut(Workflow):
+    """Keeps calling the model (an agent loop that never finishes on its own)."""
+
+    async def execute(self, workflow_task, model_tuner):
+        while True:
+            await model_tuner([{"role": "user", "content": workflow_task.task.main_query}])
+
+
+class StopsInTime(Workflow):
+    """Finishes gracefully when the tuner says no call is left."""
+
+    async def execute(self, workflow_task, model_tuner):
+        text = ""
+        while model_tuner.calls_left:
+            response = await model_tuner([{"role": "user", "content": workflow_task.task.main_query}])
+            text = response.content[0]["text"]
+        return WorkflowOutput(metadata={"final_answer": text})
+
+
+def test_turn_cap_ends_the_episode_flagged_with_reward_zero(smollm2_tokenizer):
+    tuner = TunerSettings(temperature=1.0, max_model_len=2048, max_tokens_per_turn=128, max_calls=3)
+    runner, engine = make_runner(smollm2_tokenizer, AskUntilCut, ["\\boxed{1}"], num_repeat=2, tuner=tuner)
+    episodes = asyncio.run(runner.run(TASKS[:1]))
+    assert [e.status for e in episodes] == ["ok", "ok"]
+    assert all(e.turn_limit_reached and e.reward == 0.0 and e.is_success is False for e in episodes)
+    assert all(len(e.calls) == 3 for e in episodes) and len(engine.requests) == 6  # no 4th call reached the engine
+    assert episodes[0].to_dict()["turn_limit_reached"] is True and episodes[0].samples  # its calls still train
+
+
+def test_workflow_that_checks_calls_left_is_judged_normally(smollm2_tokenizer):
+    tuner = TunerSettings(temperature=1.0, max_model_len=2048, max_tokens_per_turn=128, max_calls=2)
+    runner, _ = make_runner(smollm2_tokenizer, StopsInTime, ["\\boxed{1}"], num_repeat=2, tuner=tuner)
+    episodes = asyncio.run(runner.run(TASKS[:1]))
+    assert all(not e.turn_limit_reached and len(e.calls) == 2 and e.reward == 1.0 for e in episodes)
+
+
+class ReadsConfig(Workflow):
+    async def execute(self, workflow_task, model_tuner):
+        cfg = model_tuner.config
+        return WorkflowOutput(
+            reward=1.0, metadata={"board": cfg.game.board_size, "len": cfg.astuner.rollout.max_model_len}
+        )
+
+
+def test_bound_runner_shares_its_parts_and_episodes_see_the_config(smollm2_tokenizer):
+    from astuner.config.schema import AstunerConfig, freeze
+    from astuner.config.view import ComposedConfig
+
+    runner, _ = make_runner(smollm2_tokenizer, ReadsConfig, ["x"])
+    runner.config = ComposedConfig(freeze(AstunerConfig()), {"game": {"board_size": 7}})
+    other = ScriptedEngine(smollm2_tokenizer, ["y"])
+    bound = runner.bind(other)
+    assert bound.engine is other and runner.engine is not other
+    assert (bound.workflow_cls, bound.judge, bound.renderer, bound.config) == (
+        runner.workflow_cls,
+        runner.judge,
+        runner.renderer,
+        runner.config,
+    )
+    (episode, _) = asyncio.run(bound.run(TASKS[:1]))
+    assert episode.output_metadata == {"board": 7, "len": 13000}

@@ -1,5 +1,5 @@
 """The debug backbone: everything in this one process, no Ray, breakpoint friendly."""
 
-from astuner.backbone.debug.run import run_debug
+from astuner.backbone.debug.backbone import DebugBackbone
 
-__all__ = ["run_debug"]
+__all__ = ["DebugBackbone"]

@@ -16,7 +16,6 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -158,7 +157,9 @@ class DebugRun:
 
     def _runner(self, base_url: str, tokenizer: Any) -> tuple[RolloutRunner, VllmEngine]:
         engine = VllmEngine(base_url, "policy")
-        runner = build_runner(self.cfg, engine, tokenizer, self.loaded.yaml_path.parent, Path.cwd())
+        runner = build_runner(
+            self.cfg, engine, tokenizer, self.loaded.yaml_path.parent, self.loaded.cwd, self.loaded.composed()
+        )
         d = self.cfg.debug
         workers = 1 if d.deterministic else (d.max_parallel or self.cfg.rollout.max_env_worker)
         seed = self.cfg.trainer_common.seed if d.deterministic else None
@@ -275,7 +276,3 @@ class DebugRun:
             f"validation at step {step}: reward {m['reward_mean']:.3f}, success {m['success_rate']:.1%} "
             f"({len(episodes)} tasks, greedy)"
         )
-
-
-def run_debug(loaded: LoadedConfig, experiment: Experiment, train: list[Task], val: list[Task]) -> int:
-    return DebugRun(loaded, experiment, train, val).run()

@@ -21,6 +21,7 @@ import copy
 import io
 import logging
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +301,8 @@ def trinity_issues(config: dict[str, Any], display: str) -> list[ConfigIssue]:
     Why here: Trinity raises these only after Ray starts; running the same check before anything
     starts turns a late traceback into one line (exit 2), in the dry run too. Without
     ``trinity.cluster.node_num``/``gpu_per_node`` the check assumes ``assumed_cluster`` (no Ray).
+    The check creates folders below ``checkpoint_root_dir``; it runs on a copy pointed at a
+    temporary folder, so planning writes nothing into the records.
     """
     from omegaconf import OmegaConf
     from trinity.common.config import Config
@@ -310,7 +313,12 @@ def trinity_issues(config: dict[str, Any], display: str) -> list[ConfigIssue]:
         cluster.update(assumed_cluster(checked))
     try:
         # Trinity logs its suggestions on stdout: keep stdout for the config (--dry-run | ...).
-        with contextlib.redirect_stdout(io.StringIO()), _quiet_trinity_logs():
+        with (
+            tempfile.TemporaryDirectory(prefix="astuner-trinity-check-") as scratch,
+            contextlib.redirect_stdout(io.StringIO()),
+            _quiet_trinity_logs(),
+        ):
+            checked["checkpoint_root_dir"] = scratch
             trinity = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), checked))
             trinity.check_and_update()
     except Exception as exc:  # Trinity raises ValueError, AssertionError, OmegaConf errors, ...

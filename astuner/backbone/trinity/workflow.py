@@ -30,10 +30,10 @@ from trinity.common.workflows.workflow import Task as TrinityTask
 from trinity.common.workflows.workflow import Workflow
 
 from astuner.algo.semantics import enters_group
-from astuner.backbone.spec import load_spec, record_episode, task_from_json
+from astuner.backbone.spec import load_spec, record_episode, task_from_json, worker_runner
 from astuner.backbone.trinity.config import SPEC_ARG
 from astuner.engine.vllm_client import VllmEngine
-from astuner.rollout.build import build_runner, load_tokenizer, tuner_settings
+from astuner.rollout.build import env_sessions, load_tokenizer, tuner_settings
 from astuner.rollout.runner import Episode
 
 
@@ -112,7 +112,8 @@ class AstunerTrinityWorkflow(Workflow):
 
     def __init__(self, *, task: TrinityTask, model: Any, auxiliary_models: list[Any] | None = None):
         super().__init__(task=task, model=model, auxiliary_models=auxiliary_models)
-        self.spec, self.astuner = load_spec(str(task.workflow_args[SPEC_ARG]))
+        self.spec_path = str(task.workflow_args[SPEC_ARG])
+        self.spec, self.astuner = load_spec(self.spec_path)
         self.repeat_times = 1
 
     def set_repeat_times(self, repeat_times: int, run_id_base: int) -> None:
@@ -123,9 +124,8 @@ class AstunerTrinityWorkflow(Workflow):
             await self.model.prepare()  # finds the engine's server address (Trinity's runner did it already)
         task = task_from_json(self.task.raw_task["astuner_task"])
         engine = VllmEngine(self.model.api_address, self.model.model_path)  # served under its model path
-        runner = build_runner(
-            self.astuner, engine, _tokenizer(self.model.model_path), Path(self.spec.yaml_dir), Path(self.spec.cwd)
-        )
+        env = env_sessions(self.astuner)
+        runner = worker_runner(self.spec_path, _tokenizer(self.model.model_path)).bind(engine, env)
         # Validation is greedy, as in the debug backbone; training samples at rollout.temperature.
         settings = tuner_settings(self.astuner, temperature=0.0 if self.task.is_eval else None)
         step = _step_of(self.task.batch_id)
@@ -135,6 +135,8 @@ class AstunerTrinityWorkflow(Workflow):
             )
         finally:
             await engine.aclose()
+            if env is not None:
+                await env.aclose()
         prefix = "trinity_val" if self.task.is_eval else "trinity"
         for episode in episodes:
             record_episode(Path(self.spec.trajectories_dir), prefix, step, episode)

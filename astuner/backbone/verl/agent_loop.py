@@ -30,11 +30,11 @@ from verl.experimental.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics
 
 from astuner.algo.semantics import enters_group
-from astuner.backbone.spec import load_spec, record_episode
+from astuner.backbone.spec import load_spec, record_episode, worker_runner
 from astuner.backbone.verl.tasks import task_from_extra_info
 from astuner.engine.protocol import Completion, EngineError, SamplingParams
-from astuner.rollout.build import build_runner, tuner_settings
-from astuner.rollout.runner import Episode, RolloutRunner
+from astuner.rollout.build import env_sessions, tuner_settings
+from astuner.rollout.runner import Episode
 
 
 def structured_outputs(spec: dict[str, Any]) -> Any:
@@ -142,10 +142,8 @@ class AstunerAgentLoop(AgentLoopBase):
 
     def __init__(self, *args: Any, astuner_run: str, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.spec_path = astuner_run
         self.spec, self.astuner = load_spec(astuner_run)
-
-    def _runner(self, engine: VerlEngine) -> RolloutRunner:
-        return build_runner(self.astuner, engine, self.tokenizer, Path(self.spec.yaml_dir), Path(self.spec.cwd))
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput | list[AgentLoopOutput]:
         task = task_from_extra_info(kwargs["extra_info"])
@@ -156,8 +154,14 @@ class AstunerAgentLoop(AgentLoopBase):
             top_k=int(sampling_params.get("top_k", -1)),
         )
         started = time.monotonic()
-        # v1 passes the repeat as session_id; the legacy worker passes nothing (episode ids then repeat).
-        episode = await self._runner(engine).run_episode(task, int(kwargs.get("session_id", 0)), 0, settings)
+        env = env_sessions(self.astuner)
+        try:
+            # v1 passes the repeat as session_id; the legacy worker passes nothing (episode ids then repeat).
+            runner = worker_runner(self.spec_path, self.tokenizer).bind(engine, env)
+            episode = await runner.run_episode(task, int(kwargs.get("session_id", 0)), 0, settings)
+        finally:
+            if env is not None:
+                await env.aclose()
         # The dataloader step (verl passes it with each row; the legacy trainer does not), else the weights'.
         step = int(kwargs.get("global_steps", engine.max_global_steps if engine.max_global_steps is not None else 0))
         first = engine.min_global_steps if engine.min_global_steps is not None else step

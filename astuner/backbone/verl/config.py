@@ -156,12 +156,18 @@ def translated_keys(loaded: LoadedConfig) -> tuple[dict[str, Any], dict[str, str
     return values, origin
 
 
-def wiring(records_dir: Path) -> dict[str, Any]:
-    """Keys that connect verl to astuner's files: tasks, the agent loop, checkpoints (all in the records)."""
+def wiring(records_dir: Path, has_validation: bool = True) -> dict[str, Any]:
+    """Keys that connect verl to astuner's files: tasks, the agent loop, checkpoints (all in the records).
+
+    Without validation tasks verl still builds a validation loader: it gets the training file and
+    never runs (``test_freq = -1``, no validation before training).
+    """
     verl_dir = records_dir / "verl"
+    no_val = {} if has_validation else {"trainer.test_freq": -1, "trainer.val_before_train": False}
     return {
+        **no_val,
         "data.train_files": str(verl_dir / "train.parquet"),
-        "data.val_files": str(verl_dir / "val.parquet"),
+        "data.val_files": str(verl_dir / ("val.parquet" if has_validation else "train.parquet")),
         "data.return_raw_chat": True,
         "actor_rollout_ref.rollout.agent.agent_loop_config_path": str(verl_dir / "agent_loops.yaml"),
         "actor_rollout_ref.rollout.agent.default_agent_loop": AGENT_LOOP_NAME,
@@ -171,6 +177,8 @@ def wiring(records_dir: Path) -> dict[str, Any]:
         # directory; the job's runtime env reaches every verl actor, also on a cluster astuner did not start.
         "ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR": str(records_dir / "tensorboard"),
         "ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH": str(records_dir / "verl" / "metrics.jsonl"),
+        # verl's @hydra.main would write outputs/<date>/<time>/ into the working directory.
+        "hydra.run.dir": str(verl_dir / "hydra"),
     }
 
 
@@ -235,13 +243,17 @@ def verl_issues(config: Any, display: str) -> list[ConfigIssue]:
 
 
 def to_verl(
-    loaded: LoadedConfig, records_dir: Path, model_path: str | None = None, check: bool = True
+    loaded: LoadedConfig,
+    records_dir: Path,
+    model_path: str | None = None,
+    check: bool = True,
+    has_validation: bool = True,
 ) -> VerlTranslation:
     """Compose verl's config for ``loaded`` with records under ``records_dir``.
 
-    ``model_path`` replaces ``astuner.model.path`` once it is resolved to a local folder (a
-    ``builtin:`` model or a hub id); the dry run shows the path as written. ``check`` runs verl's
-    own config validation (it imports verl and torch).
+    ``model_path`` replaces ``astuner.model.path`` (the plan gives the folder a ``builtin:`` model
+    is converted into). ``check`` runs verl's own config validation (it imports verl and torch).
+    ``has_validation`` False turns verl's validation off (no validation tasks).
 
     Raises:
         ConfigError: verl is not installed here, or the combination cannot work on verl.
@@ -251,15 +263,17 @@ def to_verl(
     base = compose_ppo_trainer()
     passthrough = {k: v for k, v in loaded.tree.items() if k in VERL_SECTIONS}
     values, origin = translated_keys(loaded)
-    values.update(wiring(records_dir))
+    wired = wiring(records_dir, has_validation)
+    values.update(wired)
     if model_path is not None:
         values["actor_rollout_ref.model.path"] = model_path
     user = user_keys_under(loaded, VERL_SECTIONS)
-    wired = wiring(records_dir)
     clashes = wiring_clashes(loaded, user, wired, "", "verl to its tasks, agent loop and records")
     if clashes:
         raise ConfigError(clashes)
     notes = no_effect_warnings(loaded, NO_EFFECT, "verl") + override_notes(loaded, user, values, origin, "")
+    if not has_validation:
+        notes.append("no validation tasks: verl's validation is off (trainer.test_freq = -1)")
     OmegaConf.set_struct(base, False)
     config = OmegaConf.merge(base, passthrough, nest(values), nest(user))
     issues = algorithm_issues(loaded, config)

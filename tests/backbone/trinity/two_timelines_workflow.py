@@ -4,6 +4,7 @@ and a reward fixed by the repeat (odd repeats 1.0, even 0.0) so every group has 
 from __future__ import annotations
 
 from astuner import Workflow, WorkflowOutput
+from tests.backbone.config_probe import seen
 
 
 class TwoTimelinesWorkflow(Workflow):
@@ -11,4 +12,4 @@ class TwoTimelinesWorkflow(Workflow):
         query = workflow_task.task.main_query
         await model_tuner([{"role": "user", "content": query}])
         await model_tuner([{"role": "system", "content": "Check the answer."}, {"role": "user", "content": query}])
-        return WorkflowOutput(reward=float(workflow_task.repeat_index % 2))
+        return WorkflowOutput(reward=float(workflow_task.repeat_index % 2), metadata=seen(model_tuner))

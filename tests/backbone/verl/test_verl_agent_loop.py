@@ -32,23 +32,24 @@ def _batch(config, tokenizer):
 
 def test_episodes_come_back_as_verl_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
     smollm2_dir = smollm2_tokenizer_dir
+    from omegaconf import OmegaConf
     from transformers import AutoTokenizer
     from verl.experimental.agent_loop import AgentLoopManager
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
-    from astuner.backbone.verl.run import write_inputs
     from astuner.config.load import load_config
     from astuner.task_reader import build_task_reader
+    from tests.backbone.helpers import write_planned_inputs
     from tests.backbone.verl.token_server import TokenServer
 
     overrides = ["+actor_rollout_ref.rollout.agent.num_workers=1"]
     loaded = load_config(verl_experiment(model_path=str(smollm2_dir)), overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
     records = tmp_path / "records"
-    translation, _ = write_inputs(loaded, records, reader.get_training_tasks(), reader.get_validation_tasks())
-    config = translation.config
+    plan = write_planned_inputs(loaded, records, reader.get_training_tasks(), reader.get_validation_tasks())
+    config = OmegaConf.load(plan.config_path)
     # verl's AgentLoopWorker (the v1 worker's base class) through the legacy manager, which hands the batch
     # back as a DataProto to read here; astuner runs the v1 trainer (config.algorithm_issues), whose
     # TransferQueue path test_verl_agent_loop_v1.py covers. All episodes here end ok: one output each.

@@ -8,6 +8,7 @@ TransferQueue controller and storage actors, on local Ray; replaced: only the vL
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 
@@ -22,6 +23,7 @@ def _generated(local_ray, tokenizer_dir, experiment, records, workflow: str, ove
     """verl's v1 agent-loop manager runs one training batch of ``workflow`` into TransferQueue; yields
     (config, uids, the replies' token ids) once every prompt's sessions are terminal."""
     import transfer_queue as tq
+    from omegaconf import OmegaConf
     from transformers import AutoTokenizer
     from verl.trainer.ppo.v1 import AgentLoopManagerTQ
     from verl.utils import tensordict_utils as tu
@@ -29,9 +31,9 @@ def _generated(local_ray, tokenizer_dir, experiment, records, workflow: str, ove
     from verl.workers.rollout.llm_server import LLMServerClient
     from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
-    from astuner.backbone.verl.run import write_inputs
     from astuner.config.load import load_config
     from astuner.task_reader import build_task_reader
+    from tests.backbone.helpers import write_planned_inputs
     from tests.backbone.verl.token_server import TokenServer
 
     overrides = [
@@ -42,8 +44,8 @@ def _generated(local_ray, tokenizer_dir, experiment, records, workflow: str, ove
     ]
     loaded = load_config(experiment, overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
-    translation, _ = write_inputs(loaded, records, reader.get_training_tasks(), [])
-    config = translation.config
+    plan = write_planned_inputs(loaded, records, reader.get_training_tasks(), [])
+    config = OmegaConf.load(plan.config_path)
     config.transfer_queue.enable = True
     tq.init(config.transfer_queue)
     try:
@@ -88,11 +90,15 @@ def v1_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
     return run
 
 
-def test_two_timelines_come_back_as_two_samples_each(v1_batch):
+def test_two_timelines_come_back_as_two_samples_each(v1_batch, tmp_path):
     import transfer_queue as tq
 
     workflow = REPO / "tests" / "backbone" / "verl" / "two_timelines_workflow.py"
-    many = ["astuner.rollout.multi_turn.max_sample_per_task=2"]
+    many = [
+        "astuner.rollout.multi_turn.max_sample_per_task=2",
+        "astuner.rollout.multi_turn.max_steps=5",
+        "+my_game.level=3",  # a section of the user's own reaches the workflow inside verl's worker
+    ]
     run = v1_batch(f"{workflow}->TwoTimelinesWorkflow", many, ["\\boxed{2}"])
     with run as (config, uids, replies):
         statuses = {u: tq.kv_list("train").get("train", {}).get(u, {}).get("status") for u in uids}
@@ -111,6 +117,13 @@ def test_two_timelines_come_back_as_two_samples_each(v1_batch):
             expected = 1.0 if row < per_task else 0.0  # "1+1" answered 2 (right); "2+2" answered 2 (wrong)
             assert float(out["rm_scores"][row].sum()) == expected
             assert float(out["rm_scores"][row][-1]) == expected  # verl puts the reward on the last token
+        episodes = [
+            json.loads(x) for p in (tmp_path / "records" / "trajectories").glob("verl_step_*") for x in p.open()
+        ]
+        assert len(episodes) == len(uids) * n
+        assert {json.dumps(e["output_metadata"], sort_keys=True) for e in episodes} == {
+            json.dumps({"my_game_level": 3, "max_steps": 5, "calls_left": 3}, sort_keys=True)
+        }
 
 
 def test_a_failed_episode_leaves_its_group_on_verls_v1_path(v1_batch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from astuner import Workflow, WorkflowOutput
+from tests.backbone.config_probe import seen
 
 
 class TwoTimelinesWorkflow(Workflow):
@@ -14,4 +15,4 @@ class TwoTimelinesWorkflow(Workflow):
         )
         answer = workflow_task.task.metadata["ground_truth"]
         texts = [b.get("text", "") for r in (first, second) for b in r.content if b.get("type") == "text"]
-        return WorkflowOutput(reward=float(all(f"boxed{{{answer}}}" in t for t in texts)))
+        return WorkflowOutput(reward=float(all(f"boxed{{{answer}}}" in t for t in texts)), metadata=seen(model_tuner))
