@@ -90,7 +90,7 @@ def test_the_algorithm_pins(verl_experiment, tmp_path):
 
 def test_a_verl_key_that_changes_the_algorithm_is_reported(verl_experiment, tmp_path):
     loaded = load_config(
-        verl_experiment(), ["actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"], backbone="verl"
+        verl_experiment(), ["+actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"], backbone="verl"
     )
     t = to_verl(loaded, tmp_path)
     assert any(
