@@ -105,6 +105,56 @@ def test_multi_turn_tool_loop_merges_token_exactly(vllm, smollm2_dir, gsm8k_dir)
         assert e.metrics["tokens_merged"] < e.metrics["tokens_unmerged"]
 
 
+def _trainer_logprobs(model_dir, temperature: float, samples: list) -> list[float]:
+    """The debug trainer's logprobs of each sample's response tokens (fp32, the sampling temperature)."""
+    import dataclasses
+
+    from astuner.backbone.debug.trainer import PolicyTrainer, TrainItem
+    from astuner.config.schema import AstunerConfig
+
+    cfg = AstunerConfig()
+    cfg.debug = dataclasses.replace(cfg.debug, bf16_autocast=False)
+    cfg.rollout = dataclasses.replace(cfg.rollout, temperature=temperature)
+    trainer = PolicyTrainer(model_dir, cfg)
+    out = []
+    for s in samples:
+        b = trainer._batch([TrainItem(s, 1.0)])
+        out.extend(trainer._token_logprobs(trainer.model, b)[0, : len(s.response_ids)].tolist())
+    return out
+
+
+def test_engine_and_trainer_logprobs_agree_at_the_sampling_temperature(vllm, smollm2_dir, smollm2_tokenizer):
+    """The PPO ratio's two sides: the engine's sampled-token logprobs (``--logprobs-mode processed_logprobs``)
+    and the debug trainer's (logits / temperature) are the same distribution's, as on verl and Trinity, so
+    before an update the ratio is 1 up to numerics (the engine computes in bf16 here), also at T = 0.7."""
+    from astuner.context.types import Sample
+    from astuner.engine.protocol import SamplingParams
+
+    queries = ["What is 2+3? Answer:", "Name a colour:", "Once upon", "The capital of France is", "def add(a, b):"]
+    prompts = [smollm2_tokenizer(q)["input_ids"] for q in queries]
+
+    async def sample():
+        engine = VllmEngine(vllm.base_url, "policy")
+        try:
+            params = SamplingParams(max_tokens=32, temperature=0.7)
+            return await asyncio.gather(*(engine.generate(p, params) for p in prompts))
+        finally:
+            await engine.aclose()
+
+    done = asyncio.run(sample())
+    samples = [
+        Sample(p, c.token_ids, [1] * len(c.token_ids), c.logprobs, [0]) for p, c in zip(prompts, done, strict=True)
+    ]
+    engine_lp = [lp for s in samples for lp in s.logprobs]
+
+    def gap(trainer_lp):
+        return sum(abs(a - b) for a, b in zip(engine_lp, trainer_lp, strict=True)) / len(engine_lp)
+
+    at_t, at_one = gap(_trainer_logprobs(smollm2_dir, 0.7, samples)), gap(_trainer_logprobs(smollm2_dir, 1.0, samples))
+    print(f"mean |engine - trainer| over {len(engine_lp)} tokens: T=0.7 {at_t:.3f}, T=1 {at_one:.3f}")
+    assert at_t < 0.1 and at_one > 2.5 * at_t
+
+
 def test_server_stops_without_orphans(vllm):
     pid = vllm.pid
     vllm.close()
