@@ -136,7 +136,8 @@ def _holds_run(folder: Path) -> bool:
 
 # Evidence that a run completed a training step, per backbone (see ``completed_step``).
 _TRAIN_TRAJECTORIES = re.compile(r"^(?:(?:verl|trinity)_)?step_\d+(?:\.\d+)?\.jsonl$")
-_CHECKPOINT = re.compile(r"^(?:global_)?step_\d+$")
+# Step 0 is no trained step: Trinity's trainer saves ``global_step_0`` on its way out of a run that never trained.
+_CHECKPOINT = re.compile(r"^(?:global_)?step_0*[1-9]\d*$")
 
 
 def _jsonl_rows(path: Path):
@@ -170,8 +171,8 @@ def completed_step(root: Path) -> str | None:
 
     A training step counts as completed by any of: a ``"phase": "train"`` line in ``metrics.jsonl``
     (debug backbone); a verl file-logger row in ``verl/metrics.jsonl`` with a non-validation key (verl,
-    and Trinity's verl trainer); a checkpoint folder (``step_N`` debug, ``global_step_N`` verl,
-    ``<project>/<name>/global_step_N`` Trinity); a training step's trajectories (``step_N.jsonl``,
+    and Trinity's verl trainer); a checkpoint folder of a step N >= 1 (``step_N`` debug, ``global_step_N``
+    verl, ``<project>/<name>/global_step_N`` Trinity); a training step's trajectories (``step_N.jsonl``,
     ``verl_step_N.<pid>.jsonl``, ``trinity_step_N.<pid>.jsonl``). Validation before training
     (``val_step_*``, ``val-*`` rows) and what a start writes before its first step (config, logs,
     tokenizer, the backbone's inputs) do not count.

@@ -87,6 +87,7 @@ def _never_trained(root, backbone_files=()):
         "trajectories/trinity_val_step_000000.123.jsonl": "{}\n",
         "trinity/logs/explorer.log": "trinity log\n",
         "checkpoints/math_agent/exp/monitor/events": "",  # Trinity's job folder, made at start
+        "checkpoints/math_agent/exp/global_step_0/.full_checkpoint": "",  # Trinity's final save, always made
         "tokenizer/tokenizer.json": "{}",
         **dict(backbone_files),
     }
