@@ -16,8 +16,8 @@ import numpy as np
 from tests.backbone.verl.conftest import REPO
 
 
-def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
-    smollm2_dir = smollm2_tokenizer_dir
+def test_two_timelines_come_back_as_two_samples_each(local_ray, smollm2_dir, verl_experiment, tmp_path):
+    # A model folder, not the tokenizer alone: verl's workers read its config.json and generation_config.json.
     import transfer_queue as tq
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
