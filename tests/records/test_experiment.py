@@ -54,16 +54,24 @@ def test_bad_names(tmp_path, name):
         open_experiment(tmp_path, name, resume=False)
 
 
-def test_a_running_experiment_is_locked_against_a_second_process(tmp_path):
+def _open_in_another_process(records_root, resume: bool):
+    code = (
+        "import sys; from pathlib import Path; from astuner.records import open_experiment, RecordsError\n"
+        f"try:\n    open_experiment(Path(sys.argv[1]), 'exp', resume={resume})\n"
+        "except RecordsError as e:\n    print(e); sys.exit(3)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, str(records_root)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "fresh-start"])
+def test_a_running_experiment_is_locked_against_a_second_process(tmp_path, resume):
+    """Also without --resume: clearing a start that never trained happens under the lock, so a second
+    start never clears a run that is still in its first step."""
     with open_experiment(tmp_path, "exp", resume=False) as exp:
         exp.write_config("a: 1\n")
-        code = (
-            "import sys; from pathlib import Path; from astuner.records import open_experiment, RecordsError\n"
-            "try:\n    open_experiment(Path(sys.argv[1]), 'exp', resume=True)\n"
-            "except RecordsError as e:\n    print(e); sys.exit(3)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+        out = _open_in_another_process(tmp_path, resume)
         assert out.returncode == 3 and "in use by a running astuner (pid" in out.stdout
+        assert exp.config_path.read_text() == "a: 1\n" and not (exp.root / "config_history").exists()
     # released after close
     open_experiment(tmp_path, "exp", resume=True).close()
 
@@ -172,20 +180,6 @@ def test_empty_folders_of_an_interrupted_open_are_no_run(tmp_path):
         open_experiment(tmp_path, "exp", resume=True)
     open_experiment(tmp_path, "exp", resume=False).close()
     assert not (tmp_path / "exp" / "config_history").exists()
-
-
-def test_a_live_run_that_has_not_trained_yet_is_left_alone(tmp_path):
-    """Clearing happens under the lock: a second start never clears a run that is still in its first step."""
-    with open_experiment(tmp_path, "exp", resume=False) as exp:
-        exp.write_config("a: 1\n")
-        code = (
-            "import sys; from pathlib import Path; from astuner.records import open_experiment, RecordsError\n"
-            "try:\n    open_experiment(Path(sys.argv[1]), 'exp', resume=False)\n"
-            "except RecordsError as e:\n    print(e); sys.exit(3)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
-        assert out.returncode == 3 and "in use by a running astuner (pid" in out.stdout
-        assert exp.config_path.read_text() == "a: 1\n" and not (exp.root / "config_history").exists()
 
 
 def test_cli_rerun_after_a_start_that_failed_before_training(minimal_experiment, tmp_path):
