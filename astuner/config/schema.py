@@ -249,8 +249,13 @@ class AlgorithmConfig(ConfigNode):
     norm_adv_by_std: bool = _f(True, "GRPO: divide by the group's reward std (false: only subtract the mean).")
     clip_ratio_low: float = _f(0.2, "PPO clip: ratio floor is 1 - this.", min=0.0, max=1.0)
     clip_ratio_high: float = _f(0.2, "PPO clip: ratio ceiling is 1 + this.", min=0.0)
+    clip_ratio_c: float = _f(
+        3.0, "Dual-clip PPO: a negative-advantage token's loss is capped at this x |advantage| (> 1).", min=1.0
+    )
     kl_coef: float = _f(
-        0.0, "Weight of a KL-to-frozen-reference loss term; 0 turns it (and the reference) off.", min=0.0
+        0.0,
+        "Weight of a KL-to-frozen-reference loss term (k3 estimator); 0 turns it (and the reference) off.",
+        min=0.0,
     )
 
 

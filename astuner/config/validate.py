@@ -167,7 +167,14 @@ def _cross_checks(cfg: AstunerConfig, w: _Walker) -> None:
         w.issue(
             "astuner.rollout.num_repeat",
             f"= {r.num_repeat} with algorithm.adv_estimator = {cfg.algorithm.adv_estimator}: it compares episodes of "
-            "the same task, so every advantage would be 0; set num_repeat >= 2 (or adv_estimator: reinforce_plus_plus)",
+            "the same task, and a lone episode has no baseline (its advantage would be its raw reward); set "
+            "num_repeat >= 2 (or adv_estimator: reinforce_plus_plus)",
+        )
+    if cfg.algorithm.clip_ratio_c <= 1.0:
+        w.issue(
+            "astuner.algorithm.clip_ratio_c",
+            f"= {cfg.algorithm.clip_ratio_c} must be > 1 (dual clip caps a negative-advantage loss at "
+            "clip_ratio_c x |advantage|, above the ordinary clip); the usual value is 3.0",
         )
     if cfg.experiment_name is not None and not EXPERIMENT_NAME.match(cfg.experiment_name):
         w.issue(

@@ -93,6 +93,10 @@ class VllmServerSpec:
             "--dtype",
             self.dtype,
             "--disable-uvicorn-access-log",
+            # The sampled tokens' logprobs under the sampling distribution (after temperature), as
+            # verl's and Trinity's engines report them: the PPO ratio's "old" side (astuner/algo/semantics.py).
+            "--logprobs-mode",
+            "processed_logprobs",
         ]
         if self.enforce_eager:
             args.append("--enforce-eager")

@@ -1,6 +1,8 @@
-"""Advantages against numbers worked out by hand."""
+"""Advantages against numbers worked out by hand (the parity tests compare them with verl's and Trinity's)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -10,12 +12,20 @@ REWARDS = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0]
 GROUPS = ["a", "a", "a", "a", "b", "b"]
 
 
-def test_grpo():
+def test_grpo_uses_the_unbiased_std():
     adv = compute_advantages("grpo", REWARDS, GROUPS)
-    # group a: mean 0.25, pstd sqrt(0.1875) = 0.4330 -> (1-0.25)/0.4330 = 1.7321, -0.25/0.4330 = -0.5774
-    assert adv[:4] == pytest.approx([1.7321, -0.5774, -0.5774, -0.5774], abs=1e-4)
+    # group a: mean 0.25, sample std sqrt(0.75/3) = 0.5 -> (1-0.25)/0.5 = 1.5, -0.25/0.5 = -0.5
+    assert adv[:4] == pytest.approx([1.5, -0.5, -0.5, -0.5], abs=1e-5)
     assert adv[4:] == [0.0, 0.0]  # all equal: no signal
     assert compute_advantages("grpo", REWARDS, GROUPS, norm_by_std=False)[:2] == pytest.approx([0.75, -0.25])
+
+
+def test_a_group_of_one_has_mean_zero_and_std_one():
+    """Its siblings failed: verl and Trinity give it its reward (no baseline), so does astuner."""
+    assert compute_advantages("grpo", [1.0, 0.0, 1.0], ["a", "b", "b"]) == pytest.approx(
+        [1 / (1 + 1e-6), -0.7071, 0.7071], abs=1e-4
+    )
+    assert compute_advantages("rloo", [0.5, 0.0, 1.0], ["a", "b", "b"]) == pytest.approx([0.5, -1.0, 1.0])
 
 
 def test_rloo():
@@ -24,10 +34,14 @@ def test_rloo():
     assert adv == pytest.approx([1.0, -1 / 3, -1 / 3, -1 / 3, 0.0, 0.0])
 
 
-def test_reinforce_plus_plus_whitens_over_the_batch():
-    adv = compute_advantages("reinforce_plus_plus", REWARDS, GROUPS)
-    # centred per group: [.75,-.25,-.25,-.25,0,0]; batch mean 0, pstd sqrt(0.75^2+3*0.0625)/sqrt(6) = 0.3536
-    assert adv == pytest.approx([2.1213, -0.7071, -0.7071, -0.7071, 0.0, 0.0], abs=1e-4)
+def test_reinforce_plus_plus_whitens_over_trained_tokens():
+    adv = compute_advantages("reinforce_plus_plus", [1.0, 0.0], ["a", "a"], token_counts=[1, 3])
+    # tokens carry 1, 0, 0, 0: mean 0.25, unbiased var 0.75/3 = 0.25 -> (1-0.25)/0.5, -0.25/0.5
+    assert adv == pytest.approx([1.5, -0.5], abs=1e-6)
+    with pytest.raises(ValueError, match="pass token_counts"):
+        compute_advantages("reinforce_plus_plus", [1.0, 0.0], ["a", "a"])
+    assert compute_advantages("reinforce_plus_plus", [1.0], ["a"], token_counts=[1]) == [0.0]
+    assert not any(math.isnan(x) for x in compute_advantages("reinforce_plus_plus", [1.0, 1.0], "ab", None, [2, 2]))
 
 
 def test_zero_signal_groups_and_unknown_estimator():

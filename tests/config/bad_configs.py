@@ -196,6 +196,7 @@ CASES: list[Case] = [
         ("max_prompt_length", "max_model_len"),
     ),
     Case("conflict-grpo-one-repeat", _set(f"{A}.rollout.num_repeat", 1), ("num_repeat",)),
+    Case("range-dual-clip", _set(f"{A}.algorithm", {"clip_ratio_c": 1.0}), ("clip_ratio_c", "must be > 1")),
     Case(
         "conflict-clip",
         _set(f"{A}.algorithm", {"clip_ratio_low": 5.0}),

@@ -24,6 +24,7 @@ def test_argv_binds_loopback_and_carries_the_settings(tmp_path):
         "--tensor-parallel-size 2",
         "--seed 7",
         "--enforce-eager",
+        "--logprobs-mode processed_logprobs",  # the sampling distribution's logprobs (the PPO ratio's old side)
     ):
         assert piece in joined
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import math
 import random
 import statistics
 import sys
@@ -23,6 +22,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from astuner.algo.advantages import compute_advantages, zero_signal_groups
+from astuner.algo.semantics import enters_group
 from astuner.backbone.debug.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from astuner.config.load import LoadedConfig
 from astuner.engine.vllm_client import VllmEngine
@@ -239,24 +239,26 @@ class DebugRun:
         return episodes
 
     def _train_items(self, episodes: list[Episode], metrics: dict[str, Any]):
+        """Every sample of the episodes that enter their group, with the episode's advantage.
+
+        Zero-advantage samples stay (they count in the token mean, as on verl and Trinity; the trainer
+        skips their forward pass when they cannot change the loss).
+        """
         from astuner.backbone.debug.trainer import TrainItem
 
-        ok = [e for e in episodes if e.status == "ok" and e.reward is not None]
-        rewards = [float(e.reward) for e in ok]  # type: ignore[arg-type]
-        groups = [e.task_id for e in ok]
+        members = [e for e in episodes if enters_group(e)]
+        rewards = [float(e.reward) for e in members]  # type: ignore[arg-type]
+        groups = [e.task_id for e in members]
+        tokens = [sum(sum(s.loss_mask) for s in e.samples) for e in members]
         a = self.cfg.algorithm
-        advantages = compute_advantages(a.adv_estimator, rewards, groups, a.norm_adv_by_std) if ok else []
-        metrics["zero_signal_groups"] = zero_signal_groups(rewards, groups) if ok else 0
+        advantages = compute_advantages(a.adv_estimator, rewards, groups, a.norm_adv_by_std, tokens) if members else []
+        metrics["zero_signal_groups"] = zero_signal_groups(rewards, groups) if members else 0
         metrics["advantage_abs_mean"] = statistics.fmean(abs(x) for x in advantages) if advantages else 0.0
-        for e, adv in zip(ok, advantages, strict=True):
+        for e, adv in zip(members, advantages, strict=True):
             e.advantage = adv  # recorded with the episode (logview shows it)
-        items = [
-            TrainItem(s, adv)
-            for e, adv in zip(ok, advantages, strict=True)
-            for s in e.samples
-            if adv != 0.0 and not math.isnan(adv)
-        ]  # zero-advantage samples add nothing to the loss
-        metrics["samples_trained"] = len(items)
+        items = [TrainItem(s, adv) for e, adv in zip(members, advantages, strict=True) for s in e.samples]
+        metrics["samples_trained"] = sum(1 for i in items if i.advantage != 0.0)
+        metrics["samples_zero_advantage"] = len(items) - metrics["samples_trained"]
         return items
 
     async def _validate(self, runner: RolloutRunner, step: int) -> None:

@@ -1,16 +1,21 @@
-"""The debug backbone's policy update: PPO-clip on the HF model, in this process, with torch.
+"""The debug backbone's policy update: dual-clip PPO on the HF model, in this process, with torch.
 
-Master weights stay in fp32; forward/backward run under bfloat16 autocast on CPU (3-4x faster than
-fp32 on our 2-core machines, see notes). Samples are packed into micro-batches under a padded-token
-budget (lengths rounded up to multiples of 64 so the kernels see few distinct shapes), losses are
-summed over trained tokens and divided by the step's total, so micro-batching does not change the
-token-mean loss. LoRA (peft) replaces full fine-tuning when ``debug.lora_rank > 0``.
+The algorithm is the one verl and Trinity compute (``astuner/algo/semantics.py``): one optimizer
+step per ``data.train_batch_size x rollout.num_repeat`` samples, the loss a token mean over each
+such mini-batch's trained tokens (zero-advantage samples included), the policy's logprobs taken at
+the sampling temperature. Master weights stay in fp32; forward/backward run under bfloat16 autocast
+on CPU (3-4x faster than fp32 on our 2-core machines, see notes). Samples are packed into
+micro-batches under a padded-token budget (lengths rounded up to multiples of 64 so the kernels see
+few distinct shapes), losses are summed over trained tokens and divided by the mini-batch's total,
+so micro-batching does not change the token-mean loss. LoRA (peft) replaces full fine-tuning when
+``debug.lora_rank > 0``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from typing import Any
 import torch
 from loguru import logger
 
-from astuner.algo.policy_loss import kl_low_var, ppo_clip_loss
+from astuner.algo.policy_loss import policy_loss_sum
 from astuner.config.schema import AstunerConfig
 from astuner.context.types import Sample
 
@@ -55,6 +60,7 @@ class PolicyTrainer:
             torch.set_num_threads(d.torch_threads)
         torch.manual_seed(cfg.trainer_common.seed)
         self.cfg = cfg
+        self.temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
         if d.gradient_checkpointing:
             model.gradient_checkpointing_enable()
@@ -126,14 +132,15 @@ class PolicyTrainer:
         }
 
     def _token_logprobs(self, model: Any, b: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logprobs of the response tokens. The LM head (576 x 49k for SmolLM2, a fifth of the compute)
-        runs only at the positions that predict response tokens, not over the whole prompt."""
+        """Logprobs of the response tokens under the sampling distribution (logits / rollout.temperature,
+        as verl and Trinity train it; the engine reports the same processed logprobs). The LM head (576 x
+        49k for SmolLM2, a fifth of the compute) runs only at the positions that predict response tokens."""
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.debug.bf16_autocast):
             hidden = base.model(input_ids=b["ids"], attention_mask=b["attn"]).last_hidden_state
             picked = torch.gather(hidden, 1, b["positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
             logits = base.lm_head(picked)
-        logp = torch.log_softmax(logits.float(), dim=-1)
+        logp = torch.log_softmax(logits.float() / self.temperature, dim=-1)
         return torch.gather(logp, 2, b["targets"].unsqueeze(-1)).squeeze(-1)
 
     def micro_batches(self, items: Sequence[TrainItem]) -> list[list[TrainItem]]:
@@ -151,36 +158,70 @@ class PolicyTrainer:
         return batches
 
     # ---- update --------------------------------------------------------------------------
+    def mini_batches(self, items: Sequence[TrainItem]) -> list[list[TrainItem]]:
+        """Consecutive chunks of ``data.train_batch_size x rollout.num_repeat`` samples, one optimizer step each.
+
+        Why that size: verl's mini-batch is ``ppo_mini_batch_size x rollout.n`` samples and Trinity's
+        training batch ``batch_size x repeat_times`` experiences (``astuner/algo/semantics.py``); a batch
+        with more samples (multi-timeline episodes) takes more steps on every backbone.
+        """
+        size = self.cfg.data.train_batch_size * self.cfg.rollout.num_repeat
+        return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
     def update(self, items: Sequence[TrainItem], progress: Any = None) -> dict[str, float]:
-        """One optimizer step over ``items``; returns loss and diagnostics."""
-        a = self.cfg.algorithm
+        """Optimizer steps over ``items`` (one per mini-batch); returns loss and diagnostics.
+
+        Every item counts in its mini-batch's token mean, also one with advantage 0 (as in verl and
+        Trinity, which keep such samples in the batch); its forward pass is skipped when it cannot
+        change the loss (no KL term), and the step is taken even when no item has a gradient (Adam's
+        moments still move, as upstream).
+        """
         start = time.monotonic()
-        total = sum(sum(i.sample.loss_mask) for i in items)
-        if total == 0:
+        chunks = [c for c in self.mini_batches(items) if sum(sum(i.sample.loss_mask) for i in c) > 0]
+        if not chunks:
             return {"train_tokens": 0}
-        self.optimizer.zero_grad(set_to_none=True)
-        sums = {"loss": 0.0, "clipfrac": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0, "kl_ref": 0.0}
-        batches = self.micro_batches(items)
+        forwards = [[i for i in c if i.advantage != 0.0 or self.reference is not None] for c in chunks]
         if progress is not None:
-            progress.reset(total=len(batches))
+            progress.reset(total=sum(len(self.micro_batches(f)) for f in forwards))
+        steps = [self._step(chunk, fwd, progress) for chunk, fwd in zip(chunks, forwards, strict=True)]
+        out = {k: statistics.fmean(s[k] for s in steps) for k in steps[0] if k not in ("train_tokens", "micro_batches")}
+        return {
+            **out,
+            "lr": self.cfg.optim.lr,
+            "train_tokens": sum(s["train_tokens"] for s in steps),
+            "micro_batches": sum(s["micro_batches"] for s in steps),
+            "optimizer_steps": len(steps),
+            "train_seconds": time.monotonic() - start,
+        }
+
+    def _step(self, chunk: list[TrainItem], forward: list[TrainItem], progress: Any) -> dict[str, float]:
+        """One optimizer step: the token-mean loss over ``chunk``'s trained tokens, computed on ``forward``."""
+        total = sum(sum(i.sample.loss_mask) for i in chunk)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "clipfrac": 0.0, "clipfrac_lower": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0}
+        kl_ref, weight_sum = 0.0, 0.0
+        batches = self.micro_batches(forward)
         for mb in batches:
             b = {k: v.to(self.device) for k, v in self._batch(mb).items()}
             logp = self._token_logprobs(self.model, b)
-            loss, stats = ppo_clip_loss(logp, b["old"], b["adv"], b["mask"], a.clip_ratio_low, a.clip_ratio_high)
+            ref = None
             if self.reference is not None:
                 with torch.no_grad():
                     ref = self._token_logprobs(self.reference, b)
-                kl = (kl_low_var(logp, ref) * b["mask"]).sum()
-                loss = loss + a.kl_coef * kl
-                sums["kl_ref"] += float(kl.detach())
+            loss, stats = policy_loss_sum(logp, b["old"], b["adv"], b["mask"], self.cfg.algorithm, ref)
             (loss / total).backward()
             weight = float(b["mask"].sum())
             sums["loss"] += float(loss.detach())
-            for k in ("clipfrac", "approx_kl", "ratio_mean"):
+            kl_ref += stats["kl_ref"]
+            weight_sum += weight
+            for k in ("clipfrac", "clipfrac_lower", "approx_kl", "ratio_mean"):
                 sums[k] += stats[k] * weight
             if progress is not None:
                 progress.update(1)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        for p in params:  # a step with no gradient still steps (zero gradients), as verl's and Trinity's do
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         clip = self.cfg.optim.grad_clip
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf")))
         if math.isfinite(grad_norm):
@@ -188,17 +229,14 @@ class PolicyTrainer:
         else:
             logger.warning(f"gradient norm is {grad_norm}; skipping this optimizer step")
         self.optimizer.zero_grad(set_to_none=True)
+        per_token = {k: v / weight_sum if weight_sum else 0.0 for k, v in sums.items() if k != "loss"}
         return {
             "loss": sums["loss"] / total,
-            "clipfrac": sums["clipfrac"] / total,
-            "approx_kl": sums["approx_kl"] / total,
-            "ratio_mean": sums["ratio_mean"] / total,
-            "kl_ref": sums["kl_ref"] / total,
+            **per_token,
+            "kl_ref": kl_ref / total,
             "grad_norm": grad_norm,
-            "lr": self.cfg.optim.lr,
             "train_tokens": total,
             "micro_batches": len(batches),
-            "train_seconds": time.monotonic() - start,
         }
 
     @torch.no_grad()

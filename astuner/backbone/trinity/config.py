@@ -72,6 +72,21 @@ def _algorithm_type(estimator: str, cfg: AstunerConfig) -> str:
     return {"grpo": "grpo", "rloo": "rloo", "reinforce_plus_plus": "reinforceplusplus"}[estimator]
 
 
+def _advantage_fn(norm_by_std: bool, cfg: AstunerConfig) -> str:
+    """Trinity's advantage function for astuner's estimator (``astuner/algo/semantics.py``).
+
+    GRPO without the std division (Dr. GRPO) is Trinity's OPMD group advantage with its default
+    ``opmd_baseline: mean`` (``r - mean``; a lone episode keeps its reward, as verl's); the step-wise
+    GRPO of multi-timeline episodes always divides (``algorithm_issues`` rejects the combination).
+    """
+    estimator = cfg.algorithm.adv_estimator
+    if cfg.rollout.multi_turn.max_sample_per_task > 1:
+        return "step_wise_grpo"
+    if estimator == "grpo":
+        return "grpo" if norm_by_std else "opmd"
+    return {"rloo": "rloo", "reinforce_plus_plus": "reinforceplusplus"}[estimator]
+
+
 def _runners_per_engine(max_env_worker: int, cfg: AstunerConfig) -> int:
     """Trinity runs ``runner_per_model`` workflow runners per engine, each running the ``repeat_times``
     episodes of one task at once (the adapter is a repeatable workflow): this many runners keep
@@ -89,7 +104,11 @@ def _monitor_type(loggers: list[str], _cfg: AstunerConfig) -> str:
 # astuner key (below ``astuner.``) -> Trinity key(s), with a converter (value, whole config) -> value.
 TO_TRINITY: dict[str, tuple[tuple[str, Callable[[Any, AstunerConfig], Any]], ...]] = {
     "project_name": (("project", _same),),
-    "data.train_batch_size": (("buffer.batch_size", _same),),
+    # one optimizer step per batch_size x repeat_times experiences (Trinity's mini-batch is its training batch)
+    "data.train_batch_size": (
+        ("buffer.batch_size", _same),
+        ("buffer.train_batch_size", lambda v, c: v * c.rollout.num_repeat),
+    ),
     "data.max_prompt_length": (("model.max_prompt_tokens", _same),),
     "data.max_response_length": (("model.max_response_tokens", _same),),
     "rollout.num_repeat": (("algorithm.repeat_times", _same),),
@@ -108,11 +127,23 @@ TO_TRINITY: dict[str, tuple[tuple[str, Callable[[Any, AstunerConfig], Any]], ...
     "trainer_common.logger": (("monitor.monitor_type", _monitor_type),),
     "trainer_common.seed": (("explorer.rollout_model.seed", _same),),
     "algorithm.adv_estimator": (("algorithm.algorithm_type", _algorithm_type),),
+    "algorithm.norm_adv_by_std": (("algorithm.advantage_fn", _advantage_fn),),
     "algorithm.clip_ratio_low": (("algorithm.policy_loss_fn_args.clip_range_low", _same),),
     "algorithm.clip_ratio_high": (("algorithm.policy_loss_fn_args.clip_range_high", _same),),
+    # the loss form: Trinity's PPO (dual-clip) loss, token-mean, no entropy term, the ratio taken
+    # against the rollout engine's logprobs (no recomputed "old" policy), as on debug and verl
+    "algorithm.clip_ratio_c": (
+        ("algorithm.policy_loss_fn_args.clip_ratio_c", _same),
+        ("algorithm.policy_loss_fn", lambda v, _c: "ppo"),
+        ("algorithm.loss_agg_mode", lambda v, _c: "token-mean"),
+        ("algorithm.entropy_loss_fn", lambda v, _c: "none"),
+        ("algorithm.bypass_old_logprobs", lambda v, _c: True),
+    ),
+    # a k3 ("low_var_kl", clamped as verl's) term in the loss, never a penalty in the reward
     "algorithm.kl_coef": (
-        ("algorithm.kl_loss_fn", lambda v, _c: "k2" if v > 0 else "none"),
+        ("algorithm.kl_loss_fn", lambda v, _c: "low_var_kl" if v > 0 else "none"),
         ("algorithm.kl_loss_fn_args.kl_coef", _same),
+        ("algorithm.kl_penalty_fn", lambda v, _c: "none"),
     ),
     "optim.lr": (("algorithm.optimizer.lr", _same),),
     "optim.weight_decay": (("algorithm.optimizer.weight_decay", _same),),
@@ -123,8 +154,6 @@ TO_TRINITY: dict[str, tuple[tuple[str, Callable[[Any, AstunerConfig], Any]], ...
 NO_EFFECT = {
     "rollout.hang_timeout": "Trinity's explorer drives the rollout; a stuck task is ended by "
     "trinity.explorer.max_timeout, a stuck episode by rollout.episode_timeout",
-    "algorithm.norm_adv_by_std": "Trinity's GRPO always divides by the group's reward std "
-    "(its epsilon: trinity.algorithm.advantage_fn_args.epsilon)",
 }
 
 
@@ -229,7 +258,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def algorithm_issues(loaded: LoadedConfig) -> list[ConfigIssue]:
-    """Trinity's step-wise algorithm (several samples per episode) exists for GRPO only."""
+    """Combinations Trinity cannot compute as astuner does: its step-wise algorithm (several samples
+    per episode) exists for GRPO only, and always divides by the group's reward std."""
     cfg = loaded.astuner
     keep, estimator = cfg.rollout.multi_turn.max_sample_per_task, cfg.algorithm.adv_estimator
     if keep > 1 and estimator != "grpo":
@@ -238,6 +268,16 @@ def algorithm_issues(loaded: LoadedConfig) -> list[ConfigIssue]:
                 "astuner.algorithm.adv_estimator",
                 f"= {estimator!r} has no step-wise variant in Trinity, which multi-timeline episodes need "
                 f"(rollout.multi_turn.max_sample_per_task = {keep}); use 'grpo' or set max_sample_per_task to 1",
+                str(loaded.yaml_path),
+            )
+        ]
+    if keep > 1 and not cfg.algorithm.norm_adv_by_std:
+        return [
+            ConfigIssue(
+                "astuner.algorithm.norm_adv_by_std",
+                f"= false: Trinity's step-wise GRPO, which multi-timeline episodes need (rollout.multi_turn."
+                f"max_sample_per_task = {keep}), always divides by the group's reward std; set it to true or "
+                "max_sample_per_task to 1 (then Trinity's OPMD advantage subtracts only the mean)",
                 str(loaded.yaml_path),
             )
         ]

@@ -13,9 +13,9 @@ Why ``can_repeat``: Trinity then hands the workflow all ``repeat_times`` runs of
 each experience gets its run id (``eid.run``) from us. Multi-timeline episodes give one experience
 per timeline, numbered by ``eid.step``: Trinity's step-wise GRPO gives each the run's advantage.
 
-A failed or timed-out episode gives no experience (as in the debug backbone, it is left out of its
-group's statistics); its failure and traceback are in the records. If every episode of a task
-fails, the workflow raises, and Trinity counts the task as failed with that message.
+A failed or timed-out episode is left out of its group's statistics, as on the debug backbone and
+verl: it gives one untrained placeholder experience in a group of its own (``episode_experiences``
+says why); its failure and traceback are in the records.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from trinity.common.experience import EID, Experience
 from trinity.common.workflows.workflow import Task as TrinityTask
 from trinity.common.workflows.workflow import Workflow
 
+from astuner.algo.semantics import enters_group
 from astuner.backbone.spec import load_spec, record_episode, task_from_json, worker_runner
 from astuner.backbone.trinity.config import SPEC_ARG
 from astuner.engine.vllm_client import VllmEngine
@@ -43,15 +44,32 @@ def _tokenizer(model_path: str) -> Any:
 
 
 def episode_experiences(episode: Episode, run_id: int) -> list[Experience]:
-    """Trinity experiences for an ok episode: one per merged sample (timeline), ``eid.step`` = its index.
+    """Trinity experiences for an episode: one per merged sample (timeline), ``eid.step`` = its index.
 
     Tokens are the sample's prompt then response; ``action_mask`` is astuner's loss mask (1 on
-    sampled tokens, 0 on inserted context) and ``logprobs`` the engine's, 0.0 where masked.
+    sampled tokens, 0 on inserted context) and ``logprobs`` the engine's, 0.0 where masked. An
+    episode outside its group (``semantics.enters_group``: failed, timed out, or every sample
+    dropped) gives one untrained placeholder instead, in a group of its own (``eid.task``, which
+    Trinity's runner keeps when set): it enters no group's statistics (a lone member with reward 0
+    has advantage 0, and no trained token), yet every task still gives ``repeat_times`` experiences,
+    so Trinity's trainer, which reads exactly ``batch_size x repeat_times`` of them per step, trains
+    on one explorer step at a time instead of waiting for the missing ones.
     """
-    if episode.status != "ok" or episode.reward is None:
-        return []
+    info = {"astuner_episode_id": episode.episode_id, "astuner_task_id": episode.task_id}
+    if not enters_group(episode):
+        return [
+            Experience(
+                eid=EID(run=run_id, step=0, task=f"astuner-outside-group/{episode.episode_id}"),
+                tokens=[0, 0],
+                prompt_length=1,
+                logprobs=[0.0],
+                action_mask=[False],
+                reward=0.0,
+                info={**info, "astuner_outside_group": True},
+            )
+        ]
     metrics = {
-        "astuner/reward": float(episode.reward),
+        "astuner/reward": float(episode.reward),  # type: ignore[arg-type]
         "astuner/success": float(bool(episode.is_success)),
         "astuner/madness": float(bool(episode.madness)),
         **{f"astuner/{k}": float(v) for k, v in episode.metrics.items()},
@@ -63,9 +81,9 @@ def episode_experiences(episode: Episode, run_id: int) -> list[Experience]:
             prompt_length=len(sample.prompt_ids),
             logprobs=list(sample.logprobs),
             action_mask=[bool(m) for m in sample.loss_mask],
-            reward=float(episode.reward),
+            reward=float(episode.reward),  # type: ignore[arg-type]
             truncate_status="response_truncated" if sample.response_truncated else None,
-            info={"astuner_episode_id": episode.episode_id, "astuner_task_id": episode.task_id},
+            info=dict(info),
             metrics=dict(metrics),
         )
         for step, sample in enumerate(episode.samples)

@@ -6,18 +6,16 @@ the row, run the user's workflow through astuner's own ``RolloutRunner.run_episo
 recording, merging, madness checks and judge as the debug backbone, unchanged), with a
 ``ModelTuner`` whose engine is verl's ``server_manager.generate`` (token ids in and out), and
 return the merged samples as ``AgentLoopOutput``: one per timeline (verl's v1 trainer accepts a
-list), or exactly one (the legacy trainer; ``config.multi_timeline_issues`` rejects more up front).
+list; ``config.algorithm_issues`` rejects the legacy trainer, which takes exactly one).
 
 Why ``__init__`` passes its arguments through untouched: the constructor of ``AgentLoopBase``
 changed in every verl minor release; we take only our own keyword (``astuner_run``, from the
 generated agent-loop YAML) and hand the rest to verl as received.
 
-A failed or timed-out episode still has to give verl one output (verl has no way to drop one
-member of a group): it gets the task's prompt, a one-token response with loss mask 0 (nothing is
-trained on it) and reward 0.0, which does enter its group's GRPO mean and std (the debug backbone
-leaves failed episodes out). The failure and its traceback are in the records. An ok episode whose
-samples were all dropped (prompt over ``data.max_prompt_length``) gets the same untrained output
-with its real reward.
+A failed or timed-out episode, or one whose samples were all dropped (prompt over
+``data.max_prompt_length``), gives verl no output (an empty list): it is then no member of its
+group's GRPO mean and std, exactly as on the debug backbone and Trinity. The failure and its
+traceback are in the records.
 """
 
 from __future__ import annotations
@@ -31,7 +29,8 @@ from typing import Any
 from verl.experimental.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics
 
-from astuner.backbone.spec import load_spec, record_episode, task_messages, worker_runner
+from astuner.algo.semantics import enters_group
+from astuner.backbone.spec import load_spec, record_episode, worker_runner
 from astuner.backbone.verl.tasks import task_from_extra_info
 from astuner.engine.protocol import Completion, EngineError, SamplingParams
 from astuner.rollout.build import env_sessions, tuner_settings
@@ -98,14 +97,17 @@ class VerlEngine:
         return Completion(list(out.token_ids), [float(x) for x in out.log_probs], finish)
 
 
-def episode_outputs(
-    episode: Episode, fallback_prompt: list[int], pad_id: int, seconds: float, versions: tuple[int, int]
-) -> list[AgentLoopOutput]:
-    """verl outputs for an episode: one per merged sample; a failed episode gives one untrained output.
+def episode_outputs(episode: Episode, seconds: float, versions: tuple[int, int]) -> list[AgentLoopOutput]:
+    """verl outputs for an episode: one per merged sample; none for an episode outside its group.
 
-    ``versions`` is the (first, last) weight version the episode generated with; verl's v1 trainer
-    needs both on every output, also on a failed episode's (then the step's own version).
+    ``semantics.enters_group`` decides (as on the debug backbone and Trinity): a failed or timed-out
+    episode, or one whose samples were all dropped, gives an empty list, which verl's v1 agent-loop
+    worker accepts ("Empty output" in its log): the episode is then no member of its GRPO group, and
+    verl pads the smaller batch with untrained rows. ``versions`` is the (first, last) weight version
+    the episode generated with; verl's v1 trainer needs both on every output.
     """
+    if not enters_group(episode):
+        return []
     metrics = AgentLoopMetrics(generate_sequences=seconds)
     # reward_extra_info: verl's v1 worker copies it from the last output to the others of a list.
     extra = {
@@ -115,22 +117,6 @@ def episode_outputs(
         "min_global_steps": versions[0],
         "max_global_steps": versions[1],
     }
-    if episode.status != "ok" or not episode.samples:
-        # An ok episode whose samples were all dropped (prompt too long) keeps its reward, as in the
-        # debug backbone's group statistics; a failed one has none and counts as 0.0.
-        reward = float(episode.reward) if episode.status == "ok" and episode.reward is not None else 0.0
-        return [
-            AgentLoopOutput(
-                prompt_ids=fallback_prompt,
-                response_ids=[pad_id],
-                response_mask=[0],
-                response_logprobs=[0.0],
-                reward_score=reward,
-                num_turns=len(episode.calls),
-                metrics=metrics,
-                extra_fields=dict(extra),
-            )
-        ]
     return [
         AgentLoopOutput(
             prompt_ids=s.prompt_ids,
@@ -159,13 +145,6 @@ class AstunerAgentLoop(AgentLoopBase):
         self.spec_path = astuner_run
         self.spec, self.astuner = load_spec(astuner_run)
 
-    def _fallback_prompt(self, task: Any) -> list[int]:
-        """The task's opening prompt (for a failed episode's output), cut to what verl pads to."""
-        ids = self.tokenizer.apply_chat_template(task_messages(task), add_generation_prompt=True, tokenize=True)
-        if not isinstance(ids, list):  # transformers 5 returns a BatchEncoding
-            ids = ids["input_ids"]
-        return list(ids)[-self.astuner.data.max_prompt_length :]
-
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput | list[AgentLoopOutput]:
         task = task_from_extra_info(kwargs["extra_info"])
         engine = VerlEngine(self.server_manager, uuid.uuid4().hex, sampling_params)
@@ -189,6 +168,5 @@ class AstunerAgentLoop(AgentLoopBase):
         last = engine.max_global_steps if engine.max_global_steps is not None else first
         prefix = "verl_val" if kwargs["extra_info"].get("split") == "val" else "verl"
         record_episode(Path(self.spec.trajectories_dir), prefix, step, episode)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        outputs = episode_outputs(episode, self._fallback_prompt(task), pad, time.monotonic() - started, (first, last))
+        outputs = episode_outputs(episode, time.monotonic() - started, (first, last))
         return outputs[0] if len(outputs) == 1 else outputs

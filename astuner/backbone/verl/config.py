@@ -40,9 +40,16 @@ AGENT_LOOP_NAME = "astuner"
 
 
 # astuner key (below ``astuner.``) -> verl key(s), with a value converter where the meaning differs.
+# Some entries also pin verl keys to the constant that makes verl compute astuner's algorithm
+# (``astuner/algo/semantics.py``); a user who sets one of those in a verl section is told it overrides.
 TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "project_name": (("trainer.project_name", lambda v: v),),
-    "data.train_batch_size": (("data.train_batch_size", lambda v: v),),
+    # one optimizer step per train_batch_size x rollout.n samples (verl's v1 trainer multiplies by n), each once
+    "data.train_batch_size": (
+        ("data.train_batch_size", lambda v: v),
+        ("actor_rollout_ref.actor.ppo_mini_batch_size", lambda v: v),
+        ("actor_rollout_ref.actor.ppo_epochs", lambda v: 1),
+    ),
     "data.max_prompt_length": (("data.max_prompt_length", lambda v: v),),
     "data.max_response_length": (("data.max_response_length", lambda v: v),),
     "rollout.num_repeat": (("actor_rollout_ref.rollout.n", lambda v: v),),
@@ -63,9 +70,21 @@ TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "algorithm.norm_adv_by_std": (("algorithm.norm_adv_by_std_in_grpo", lambda v: v),),
     "algorithm.clip_ratio_low": (("actor_rollout_ref.actor.clip_ratio_low", lambda v: v),),
     "algorithm.clip_ratio_high": (("actor_rollout_ref.actor.clip_ratio_high", lambda v: v),),
+    # the loss form: verl's vanilla (dual-clip) PPO, token-mean, no entropy bonus, the ratio taken
+    # against the rollout engine's logprobs (bypass mode: no recomputed "old" policy), as on debug/Trinity
+    "algorithm.clip_ratio_c": (
+        ("actor_rollout_ref.actor.clip_ratio_c", lambda v: v),
+        ("actor_rollout_ref.actor.policy_loss.loss_mode", lambda v: "vanilla"),
+        ("actor_rollout_ref.actor.loss_agg_mode", lambda v: "token-mean"),
+        ("actor_rollout_ref.actor.entropy_coeff", lambda v: 0.0),
+        ("algorithm.rollout_correction.bypass_mode", lambda v: True),
+    ),
+    # a k3 ("low_var_kl") term in the loss, never a penalty in the reward
     "algorithm.kl_coef": (
         ("actor_rollout_ref.actor.use_kl_loss", lambda v: v > 0),
         ("actor_rollout_ref.actor.kl_loss_coef", lambda v: v),
+        ("actor_rollout_ref.actor.kl_loss_type", lambda v: "low_var_kl"),
+        ("algorithm.use_kl_in_reward", lambda v: False),
     ),
     "optim.lr": (("actor_rollout_ref.actor.optim.lr", lambda v: v),),
     "optim.weight_decay": (("actor_rollout_ref.actor.optim.weight_decay", lambda v: v),),
@@ -163,16 +182,39 @@ def wiring(records_dir: Path, has_validation: bool = True) -> dict[str, Any]:
     }
 
 
-def multi_timeline_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue]:
-    """verl's legacy trainer takes one AgentLoopOutput per episode; only the v1 trainer takes one per timeline."""
+def algorithm_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue]:
+    """Combinations with which verl would compute something other than astuner's algorithm.
+
+    - verl's legacy trainer (``trainer.use_v1=false``) needs exactly one output per episode: it can
+      neither drop a failed episode from its group nor take one sample per timeline.
+    - With several samples per episode, verl's v1 trainer makes each timeline one group member for
+      every estimator but GRPO (it keeps only a session's last output for GRPO); RLOO's
+      leave-one-out baseline would then count an episode several times. REINFORCE++ has no groups.
+    """
+    display = str(loaded.yaml_path)
     keep = loaded.astuner.rollout.multi_turn.max_sample_per_task
-    if keep > 1 and not bool(config.trainer.use_v1):
+    estimator = loaded.astuner.algorithm.adv_estimator
+    if not bool(config.trainer.use_v1):
         return [
             ConfigIssue(
-                "astuner.rollout.multi_turn.max_sample_per_task",
-                f"= {keep} needs verl's v1 trainer (trainer.use_v1=true), which takes one sample per timeline; "
-                "with trainer.use_v1=false set it to 1",
-                str(loaded.yaml_path),
+                "trainer.use_v1",
+                "= false: verl's legacy trainer cannot leave a failed episode out of its group"
+                + (
+                    f" nor take one sample per timeline (rollout.multi_turn.max_sample_per_task = {keep})"
+                    if keep > 1
+                    else ""
+                )
+                + "; remove the key (verl's default, the v1 trainer, does both)",
+                display,
+            )
+        ]
+    if keep > 1 and estimator == "rloo":
+        return [
+            ConfigIssue(
+                "astuner.algorithm.adv_estimator",
+                f"= 'rloo' with rollout.multi_turn.max_sample_per_task = {keep}: verl's v1 trainer counts every "
+                "timeline of an episode as a member of its RLOO group; use 'grpo' or set max_sample_per_task to 1",
+                display,
             )
         ]
     return []
@@ -234,7 +276,7 @@ def to_verl(
         notes.append("no validation tasks: verl's validation is off (trainer.test_freq = -1)")
     OmegaConf.set_struct(base, False)
     config = OmegaConf.merge(base, passthrough, nest(values), nest(user))
-    issues = multi_timeline_issues(loaded, config)
+    issues = algorithm_issues(loaded, config)
     if check and not issues:
         issues = verl_issues(config, str(loaded.yaml_path))
     if issues:

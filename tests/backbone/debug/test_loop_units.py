@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from astuner import Task
 from astuner.backbone.debug.checkpoint import TrainState
 from astuner.backbone.debug.run import batch_for, plan_steps
@@ -54,3 +56,22 @@ def test_failed_step_guard_stops_after_the_limit_in_a_row():
     never = FailedStepGuard(0)
     for n in range(10):
         never.observe(n, step("failed"))
+
+
+def test_train_items_follow_the_group_rule():
+    """Members only (ok, a reward, a sample); every member's sample is kept, zero advantage included."""
+    from types import SimpleNamespace
+
+    from astuner.backbone.debug.run import DebugRun
+    from astuner.config.schema import AstunerConfig
+    from tests.algo import parity_cases as cases
+
+    eps = cases.episodes(timelines=True)
+    metrics: dict = {}
+    items = DebugRun._train_items(SimpleNamespace(cfg=AstunerConfig()), eps, metrics)
+    adv = cases.debug_advantages(eps, AstunerConfig())
+    assert len(items) == 10 and metrics["samples_zero_advantage"] == 2  # group c carries no signal
+    assert not any(e in {k[0] for k in adv} for e in ("a-r2", "b-r1", "b-r2", "b-r3"))  # left out of their group
+    assert adv[("b-r0", 0)] == pytest.approx(1.0, abs=1e-5)  # a lone member keeps its reward (mean 0, std 1)
+    assert adv[("a-r3", 0)] == adv[("a-r3", 1)] < 0  # both timelines get the episode's advantage
+    assert [e.advantage for e in eps if e.episode_id in ("a-r2", "b-r3")] == [None, None]

@@ -104,3 +104,59 @@ def test_checkpoint_round_trip_is_exact(tiny_model_dir, tmp_path, lora_rank):
     trainer.update(ITEMS)
     restored.update(ITEMS)  # optimizer moments restored too: the next step is identical
     assert restored.weights_hash() == trainer.weights_hash()
+
+
+def _sgd(trainer, lr=0.1):
+    """Plain SGD without clipping: the weight change is the gradient itself, so it can be compared."""
+    trainer.optimizer = torch.optim.SGD([p for p in trainer.model.parameters() if p.requires_grad], lr=lr)
+    trainer.cfg.optim = dataclasses.replace(trainer.cfg.optim, grad_clip=0.0)
+    return trainer
+
+
+def _delta(trainer, before):
+    return torch.cat([(p - before[k]).flatten() for k, p in trainer.model.state_dict().items()])
+
+
+def test_zero_advantage_samples_count_in_the_token_mean(tiny_model_dir):
+    """verl and Trinity keep them in the batch: the other samples' gradient is divided by all tokens."""
+    trained, idle = ITEMS[0], TrainItem(sample([1, 2], [3] * 9), 0.0)
+    alone, mixed = _sgd(PolicyTrainer(tiny_model_dir, config())), _sgd(PolicyTrainer(tiny_model_dir, config()))
+    before = {k: v.clone() for k, v in alone.model.state_dict().items()}
+    alone.update([trained])
+    metrics = mixed.update([trained, idle])
+    assert metrics["train_tokens"] == 12 and metrics["micro_batches"] == 1  # the idle sample was not run
+    assert torch.allclose(_delta(mixed, before), _delta(alone, before) * 3 / 12, atol=1e-7)
+
+
+def test_one_optimizer_step_per_batch_size_times_repeats(tiny_model_dir):
+    cfg = config()
+    cfg.data = dataclasses.replace(cfg.data, train_batch_size=1)
+    cfg.rollout = dataclasses.replace(cfg.rollout, num_repeat=2)
+    split, whole = PolicyTrainer(tiny_model_dir, cfg), PolicyTrainer(tiny_model_dir, cfg)
+    assert [len(c) for c in whole.mini_batches(ITEMS)] == [2, 1]
+    assert whole.update(ITEMS)["optimizer_steps"] == 2
+    split.update(ITEMS[:2])
+    split.update(ITEMS[2:])
+    assert split.weights_hash() == whole.weights_hash()
+
+
+def test_a_batch_without_signal_still_steps(tiny_model_dir):
+    """Zero gradients, but Adam's moments move the weights, as on verl and Trinity."""
+    trainer = PolicyTrainer(tiny_model_dir, config())
+    trainer.update(ITEMS)
+    before = trainer.weights_hash()
+    metrics = trainer.update([TrainItem(ITEMS[0].sample, 0.0)])
+    assert (metrics["optimizer_steps"], metrics["micro_batches"], metrics["grad_norm"]) == (1, 0, 0.0)
+    assert trainer.weights_hash() != before
+
+
+def test_logprobs_are_taken_at_the_sampling_temperature(tiny_model_dir):
+    cfg = config()
+    cfg.rollout = dataclasses.replace(cfg.rollout, temperature=0.5)
+    trainer = PolicyTrainer(tiny_model_dir, cfg)
+    b = trainer._batch([ITEMS[0]])
+    with torch.no_grad():
+        got = trainer._token_logprobs(trainer.model, b)[0, :3]
+        logits = trainer.model(input_ids=torch.tensor([[1, 5, 6, 7, 8, 9]])).logits[0, 2:5].float()
+    want = torch.log_softmax(logits / 0.5, -1).gather(1, torch.tensor([[7], [8], [9]])).squeeze(-1)
+    assert torch.allclose(got, want, atol=1e-5)

@@ -90,6 +90,39 @@ def test_multi_timeline_needs_grpo(trinity_experiment, tmp_path):
         to_trinity(loaded, tmp_path)
 
 
+def test_the_algorithm_pins(trinity_experiment, tmp_path):
+    """Trinity keys astuner sets so that Trinity computes astuner's algorithm (astuner/algo/semantics.py)."""
+    single = "astuner.rollout.multi_turn.max_sample_per_task=1"
+    loaded = load_config(trinity_experiment(), [single, "astuner.algorithm.kl_coef=0.05"], backbone="trinity")
+    a = to_trinity(loaded, tmp_path).config["algorithm"]
+    assert (a["kl_loss_fn"], a["kl_loss_fn_args"], a["kl_penalty_fn"]) == ("low_var_kl", {"kl_coef": 0.05}, "none")
+    assert (a["policy_loss_fn"], a["loss_agg_mode"], a["entropy_loss_fn"], a["bypass_old_logprobs"]) == (
+        "ppo",
+        "token-mean",
+        "none",
+        True,
+    )
+    assert a["policy_loss_fn_args"] == {"clip_range_low": 0.2, "clip_range_high": 0.2, "clip_ratio_c": 3.0}
+    assert (a["algorithm_type"], a["advantage_fn"]) == ("grpo", "grpo")
+    buffer = to_trinity(loaded, tmp_path).config["buffer"]
+    assert (buffer["batch_size"], buffer["train_batch_size"]) == (2, 4)  # one optimizer step per 2 tasks x 2 repeats
+
+
+def test_grpo_without_std_is_trinitys_opmd_advantage(trinity_experiment, tmp_path):
+    overrides = ["astuner.rollout.multi_turn.max_sample_per_task=1", "astuner.algorithm.norm_adv_by_std=false"]
+    t = to_trinity(load_config(trinity_experiment(), overrides, backbone="trinity"), tmp_path)
+    assert (t.config["algorithm"]["algorithm_type"], t.config["algorithm"]["advantage_fn"]) == ("grpo", "opmd")
+    assert not any("norm_adv_by_std" in w for w in t.warnings)
+    cluster = {"node_num": 1, "gpu_per_node": 2}
+    assert trinity_issues({**t.config, "cluster": cluster}, "exp.yaml") == []  # Trinity takes the combination
+
+
+def test_step_wise_grpo_cannot_skip_the_std(trinity_experiment, tmp_path):
+    loaded = load_config(trinity_experiment(), ["astuner.algorithm.norm_adv_by_std=false"], backbone="trinity")
+    with pytest.raises(ConfigError, match=r"norm_adv_by_std: = false: Trinity's step-wise GRPO"):
+        to_trinity(loaded, tmp_path)
+
+
 def test_explicit_trinity_key_wins_and_is_reported(trinity_experiment, tmp_path):
     loaded = load_config(trinity_experiment(), ["+trinity.algorithm.repeat_times=8"], backbone="trinity")
     t = to_trinity(loaded, tmp_path)

@@ -6,7 +6,8 @@ Used by astuner/backbone/trinity/: workflow.py (Workflow and its class flags, Ta
 ModelWrapper.api_address/model_path/prepare, Experience/EID), config.py (the Config keys below,
 algorithm and advantage names, ``Config.check_and_update``), run.py (``python -m trinity.cli.launcher
 run --config``). The tests also use ``load_config``, ``get_buffer_reader``, ``get_external_model_wrapper``,
-``Experience.serialize_many``/``deserialize_many`` and the advantage registry.
+``Experience.serialize_many``/``deserialize_many`` and the advantage registry. The algorithm rows of
+``astuner/algo/semantics.py`` rest on the Trinity behaviour pinned at the end.
 """
 
 from __future__ import annotations
@@ -121,3 +122,44 @@ def test_config_check_and_launcher():
 
     assert _params(load_config) == ["config_path"] and _params(Config.check_and_update) == ["self"]
     assert callable(launcher.main) and "run" in [c.callback.__name__ for c in launcher.app.registered_commands]
+
+
+# ---- the algorithm (astuner/algo/semantics.py; test_trinity_algorithm_parity.py calls these) ----------
+
+
+def test_loss_functions():
+    from trinity.algorithm import KL_FN, POLICY_LOSS_FN
+    from trinity.trainer.verl.losses import TrinityPolicyLoss
+
+    assert _params(TrinityPolicyLoss.__init__) == ["self", "algo_config"]
+    assert _params(TrinityPolicyLoss.__call__) == ["self", "model_output", "data", "dp_group"]
+    ppo = POLICY_LOSS_FN.get("ppo")
+    assert {"clip_range_low", "clip_range_high", "clip_ratio_c", "loss_agg_mode"} <= set(_params(ppo.__init__))
+    src = inspect.getsource(KL_FN.get("low_var_kl").calculate_kl)  # k3 with both clamps, as astuner's
+    assert "torch.clamp(kl, min=-20, max=20)" in src and "torch.clamp(kld, min=-10, max=10)" in src
+
+
+def test_advantage_functions():
+    from trinity.algorithm import ALGORITHM_TYPE
+    from trinity.algorithm.advantage_fn import ADVANTAGE_FN
+    from trinity.buffer.operators.experience_operator import ensure_v1_operator
+    from trinity.trainer.verl.utils import to_data_proto
+
+    assert callable(ensure_v1_operator) and _params(to_data_proto)[:2] == ["experiences", "pad_token_id"]
+    for name in ("grpo", "opmd", "step_wise_grpo", "rloo", "reinforceplusplus"):
+        assert ADVANTAGE_FN.get(name) is not None, name
+    assert ADVANTAGE_FN.get("opmd").default_args()["opmd_baseline"] == "mean"  # r - mean: GRPO without std
+    src = inspect.getsource(ADVANTAGE_FN.get("grpo").calculate_group_advantage)
+    assert "torch.std(rewards)" in src  # unbiased, as astuner's
+    # where Trinity computes each (the explorer's pipeline on a whole step, or the trainer on its batch)
+    assert not ALGORITHM_TYPE.get("grpo").compute_advantage_in_trainer
+    assert ALGORITHM_TYPE.get("rloo").compute_advantage_in_trainer
+
+
+def test_runner_keeps_a_workflows_eid_task_and_engine_reports_processed_logprobs():
+    """The placeholder of a left-out episode keeps its own group; the engine reports the sampling distribution."""
+    from trinity.common.models import vllm_model
+    from trinity.explorer.workflow_runner import WorkflowRunner
+
+    assert 'if exp.eid.task == "":' in inspect.getsource(WorkflowRunner.run_task)
+    assert 'logprobs_mode="processed_logprobs"' in inspect.getsource(vllm_model)

@@ -62,25 +62,18 @@ def test_engine_errors_become_episode_failures(out, sampling, match):
         asyncio.run(engine.generate([1], sampling))
 
 
-def test_failed_episode_gives_one_untrained_output():
+def test_an_episode_outside_its_group_gives_no_output():
+    """verl's v1 worker takes an empty list: the episode is left out of its group, as on debug and Trinity."""
     failed = Episode("e", "t", 0, status="failed", error="boom")
-    (out,) = episode_outputs(failed, [1, 2, 3], pad_id=0, seconds=1.0, versions=(4, 4))
-    assert (out.prompt_ids, out.response_ids, out.response_mask, out.reward_score) == ([1, 2, 3], [0], [0], 0.0)
-    assert out.extra_fields["astuner_status"] == "failed"
-    # verl's v1 trainer reads both from every output (np.array(..., dtype=int) fails on None)
-    assert (out.extra_fields["min_global_steps"], out.extra_fields["max_global_steps"]) == (4, 4)
-
-
-def test_ok_episode_without_samples_keeps_its_reward_untrained():
-    dropped = Episode("e", "t", 0, status="ok", reward=1.0)
-    (out,) = episode_outputs(dropped, [1], pad_id=0, seconds=0.1, versions=(1, 1))
-    assert (out.reward_score, out.response_mask) == (1.0, [0])
+    timeout = Episode("e", "t", 0, status="timeout")
+    dropped = Episode("e", "t", 0, status="ok", reward=1.0)  # every sample dropped (prompt too long)
+    assert [episode_outputs(e, seconds=1.0, versions=(4, 4)) for e in (failed, timeout, dropped)] == [[], [], []]
 
 
 def test_each_timeline_is_one_output_with_the_episode_reward():
     samples = [Sample([1], [2, 3], [1, 0], [-0.5, 0.0], [0]), Sample([4], [5], [1], [-0.1], [1, 2])]
     ok = Episode("e", "t", 0, status="ok", reward=0.5, samples=samples)
-    outs = episode_outputs(ok, [9], pad_id=0, seconds=0.1, versions=(2, 3))
+    outs = episode_outputs(ok, seconds=0.1, versions=(2, 3))
     assert [o.response_mask for o in outs] == [[1, 0], [1]] and {o.reward_score for o in outs} == {0.5}
     assert {(o.extra_fields["min_global_steps"], o.extra_fields["max_global_steps"]) for o in outs} == {(2, 3)}
     assert [o.num_turns for o in outs] == [1, 2] and all(o.extra_fields["reward_extra_info"] == {} for o in outs)

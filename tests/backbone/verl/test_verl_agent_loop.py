@@ -44,13 +44,16 @@ def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experimen
     from tests.backbone.helpers import write_planned_inputs
     from tests.backbone.verl.token_server import TokenServer
 
-    # The legacy trainer's AgentLoopWorker (the v1 one needs the TransferQueue package): one sample per episode.
-    overrides = ["+trainer.use_v1=false", "+actor_rollout_ref.rollout.agent.num_workers=1"]
+    overrides = ["+actor_rollout_ref.rollout.agent.num_workers=1"]
     loaded = load_config(verl_experiment(model_path=str(smollm2_dir)), overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
     records = tmp_path / "records"
     plan = write_planned_inputs(loaded, records, reader.get_training_tasks(), reader.get_validation_tasks())
     config = OmegaConf.load(plan.config_path)
+    # verl's AgentLoopWorker (the v1 worker's base class) through the legacy manager, which hands the batch
+    # back as a DataProto to read here; astuner runs the v1 trainer (config.algorithm_issues), whose
+    # TransferQueue path test_verl_agent_loop_v1.py covers. All episodes here end ok: one output each.
+    config.trainer.use_v1 = False
 
     tokenizer = AutoTokenizer.from_pretrained(str(smollm2_dir))
     # The first request for a prompt answers 2, the second 4: each task's group gets one right, one wrong.

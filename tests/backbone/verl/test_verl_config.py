@@ -46,7 +46,7 @@ def test_tutorial_translation_maps_every_key(tmp_path):
     assert c.trainer.default_local_dir == str(tmp_path / "math_agent" / "checkpoints")
     assert r.agent.default_agent_loop == "astuner"
     assert r.agent.agent_loop_config_path == str(tmp_path / "math_agent" / "verl" / "agent_loops.yaml")
-    assert c.actor_rollout_ref.actor.ppo_mini_batch_size == 16  # verl_default.yaml passes through
+    assert c.actor_rollout_ref.actor.ppo_mini_batch_size == 264  # one optimizer step per batch (x rollout.n)
     assert c.algorithm.adv_estimator == "grpo" and c.algorithm.norm_adv_by_std_in_grpo is True
     assert any(w.startswith("astuner.rollout.max_env_worker has no effect") for w in t.warnings)
     assert list(c.trainer.logger) == ["console", "tensorboard", "file"]
@@ -67,13 +67,53 @@ def test_keys_astuner_wires_cannot_be_set(verl_experiment, tmp_path):
         to_verl(loaded, tmp_path)
 
 
-def test_several_timelines_need_the_v1_trainer(verl_experiment, tmp_path):
+def test_the_algorithm_pins(verl_experiment, tmp_path):
+    """verl keys astuner sets so that verl computes astuner's algorithm (astuner/algo/semantics.py)."""
+    loaded = load_config(verl_experiment(), ["astuner.algorithm.kl_coef=0.05"], backbone="verl")
+    c = to_verl(loaded, tmp_path).config
+    a = c.actor_rollout_ref.actor
+    assert (a.ppo_mini_batch_size, a.ppo_epochs, c.data.train_batch_size) == (2, 1, 2)
+    assert (a.policy_loss.loss_mode, a.loss_agg_mode, a.clip_ratio_c, a.entropy_coeff) == (
+        "vanilla",
+        "token-mean",
+        3.0,
+        0,
+    )
+    assert (a.use_kl_loss, a.kl_loss_coef, a.kl_loss_type, c.algorithm.use_kl_in_reward) == (
+        True,
+        0.05,
+        "low_var_kl",
+        False,
+    )
+    assert c.algorithm.rollout_correction.bypass_mode is True  # the ratio is against the engine's logprobs
+
+
+def test_a_verl_key_that_changes_the_algorithm_is_reported(verl_experiment, tmp_path):
+    loaded = load_config(
+        verl_experiment(), ["+actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"], backbone="verl"
+    )
+    t = to_verl(loaded, tmp_path)
+    assert any(
+        "loss_agg_mode = 'seq-mean-token-mean'" in w and "astuner.algorithm.clip_ratio_c" in w for w in t.warnings
+    )
+
+
+def test_the_legacy_trainer_cannot_follow(verl_experiment, tmp_path):
     path, legacy = verl_experiment(), "+trainer.use_v1=false"
+    with pytest.raises(ConfigError, match=r"trainer.use_v1: = false: verl's legacy trainer cannot leave a failed"):
+        to_verl(load_config(path, [legacy], backbone="verl"), tmp_path)
     many = "astuner.rollout.multi_turn.max_sample_per_task=4"
-    with pytest.raises(ConfigError, match=r"max_sample_per_task.*= 4 needs verl's v1 trainer"):
+    with pytest.raises(ConfigError, match=r"nor take one sample per timeline \(.*max_sample_per_task = 4\)"):
         to_verl(load_config(path, [legacy, many], backbone="verl"), tmp_path)
-    to_verl(load_config(path, [legacy], backbone="verl"), tmp_path)  # one timeline: fine on the legacy trainer
     to_verl(load_config(path, [many], backbone="verl"), tmp_path)  # v1 (verl's default) takes one per timeline
+
+
+def test_rloo_with_several_timelines_is_rejected(verl_experiment, tmp_path):
+    many = ["astuner.rollout.multi_turn.max_sample_per_task=2", "astuner.algorithm.adv_estimator=rloo"]
+    with pytest.raises(ConfigError, match=r"adv_estimator: = 'rloo' .* counts every timeline of an episode"):
+        to_verl(load_config(verl_experiment(), many, backbone="verl"), tmp_path)
+    rpp = ["astuner.rollout.multi_turn.max_sample_per_task=2", "astuner.algorithm.adv_estimator=reinforce_plus_plus"]
+    to_verl(load_config(verl_experiment(), rpp, backbone="verl"), tmp_path)  # no groups: nothing counted twice
 
 
 def test_verl_own_check_runs_before_anything_starts(verl_experiment, tmp_path):

@@ -6,6 +6,7 @@ Used by astuner/backbone/verl/: agent_loop.py (AgentLoopBase, AgentLoopOutput, A
 LLMServerClient.generate -> TokenOutput), run.py (``python -m verl.trainer.main_ppo``, Hydra main),
 config.py (the ppo_trainer keys below), tasks.py (RLHFDataset's row contract). The tests also use
 AgentLoopManager, GlobalRequestLoadBalancer, RLHFDataset/collate_fn, DataProto and GRPO advantages.
+The algorithm rows of ``astuner/algo/semantics.py`` rest on the verl behaviour pinned at the end.
 """
 
 from __future__ import annotations
@@ -113,3 +114,50 @@ def test_every_translated_key_exists_in_ppo_trainer(tmp_path):
     keys = [k for k in keys if not k.startswith("hydra.")]
     missing = [k for k in keys if OmegaConf.select(base, k, default="<missing>") == "<missing>"]
     assert not missing, f"verl's ppo_trainer has no {missing}"
+
+
+# ---- the algorithm (astuner/algo/semantics.py; test_verl_algorithm_parity.py calls these) -------------
+
+
+def test_loss_functions():
+    from verl.trainer.ppo.core_algos import agg_loss, get_policy_loss_fn, kl_penalty_forward
+    from verl.workers.utils.losses import ppo_loss
+
+    assert _params(ppo_loss) == ["config", "model_output", "data", "dp_group"]
+    assert get_policy_loss_fn("vanilla").__name__ == "compute_policy_loss_vanilla"
+    assert _params(agg_loss)[:3] == ["loss_mat", "loss_mask", "loss_agg_mode"]
+    src = inspect.getsource(kl_penalty_forward)  # k3 with both clamps, as astuner.algo.kl_low_var
+    assert "torch.clamp(kl, min=-20, max=20)" in src and "torch.clamp(kld, min=-10, max=10)" in src
+    src = inspect.getsource(ppo_loss)  # token mean over the mini-batch's tokens, KL aggregated the same way
+    assert 'config.global_batch_info["batch_num_tokens"] = data["batch_num_tokens"]' in src
+    assert "policy_loss += kl_loss * config.kl_loss_coef" in src
+
+
+def test_v1_trainer_steps_and_advantages():
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+    from verl.utils.config import omega_conf_to_dataclass
+
+    assert callable(omega_conf_to_dataclass)
+    params = _params(compute_advantage_for_multi_trajectories)
+    assert params[:3] == ["data", "batch_keys", "adv_estimator"] and "norm_adv_by_std_in_grpo" in params
+    src = inspect.getsource(PPOTrainer._update_actor)  # one optimizer step per ppo_mini_batch_size x n samples
+    assert "ppo_mini_batch_size * self.config.actor_rollout_ref.rollout.n" in src
+    src = inspect.getsource(PPOTrainer._compute_old_log_prob)  # bypass: the ratio is against the engine's logprobs
+    assert 'data["old_log_probs"] = data.pop("rollout_log_probs")' in src
+    src = inspect.getsource(PPOTrainer._compute_ref_log_prob)  # logprobs at the sampling temperature
+    assert '"temperature": self.config.actor_rollout_ref.rollout.temperature' in src
+
+
+def test_v1_worker_takes_an_empty_output_list():
+    """How a failed episode leaves its group: the adapter returns [], which the v1 worker stores as nothing."""
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+
+    src = inspect.getsource(AgentLoopWorkerTQ._agent_loop_postprocess)
+    assert "if not outputs:" in src and 'logger.warning(f"Empty output for prompt {uid}_{session_id}")' in src
+
+
+def test_rollout_reports_processed_logprobs():
+    from verl.workers.config.rollout import RolloutConfig
+
+    assert RolloutConfig.__dataclass_fields__["logprobs_mode"].default == "processed_logprobs"
