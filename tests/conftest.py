@@ -111,10 +111,22 @@ def smollm2_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer(smollm2_dir):
+def smollm2_tokenizer_dir() -> Path:
+    """The embedded model's tokenizer alone (built once into astuner's cache, ~4 s): for tests that only tokenize.
+
+    The model folder (``smollm2_dir``: weights, ~30 s to convert on a fresh cache) is for tests that
+    start an engine or load weights; when it is already converted, this is that folder.
+    """
+    from astuner.model.embedded import materialize_tokenizer
+
+    return materialize_tokenizer("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_tokenizer_dir):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(smollm2_dir))
+    return AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir))
 
 
 class ScriptedEngine:

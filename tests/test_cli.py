@@ -89,6 +89,8 @@ def test_run_writes_records_and_refuses_to_overwrite(minimal_experiment, tmp_pat
     assert (exp / "config.yaml").is_file() and (exp / "astuner.log").is_file(), first.stderr
     assert yaml.safe_load((exp / "config.yaml").read_text())["astuner"]["rollout"]["num_repeat"] == 4
     assert "tasks: 1 training, 0 validation" in (exp / "astuner.log").read_text()
+    # as if that start had trained a step (one that never did is started afresh: tests/records)
+    (exp / "metrics.jsonl").write_text('{"step": 1, "phase": "train"}\n')
     second = run(["--conf", str(conf), "--exp-dir", str(tmp_path / "records")], tmp_path)
     assert second.returncode == 2 and "already holds experiment 'myexp'; pass --resume" in second.stderr
 

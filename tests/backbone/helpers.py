@@ -3,29 +3,52 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
-from tests.conftest import SEED_HEADER
+from tests.conftest import ARTIFACTS, SEED_HEADER
 
 REPO = Path(__file__).resolve().parents[2]
 TUTORIAL_WORKFLOW = REPO / "tutorial" / "example_math_agent" / "workflow.py"
 
 
 def run_suite_in(python: Path, folder: Path, what: str, env: dict[str, str] | None = None) -> None:
-    """Run ``pytest folder`` under ``python`` (a backbone's venv) and fail with its output if anything fails."""
+    """Run ``pytest folder`` under ``python`` (a backbone's venv) and fail with its output if anything fails.
+
+    Why a folder under ``test-artifacts/`` (git-ignored, kept by CI): a failure of the inner suite
+    used to survive only as the tail in this assertion, and its pytest tmp folders (the runs' records:
+    the backbone's log, ray.log) are recycled by the next pytest on the machine. The inner run streams
+    its whole output to ``output.log`` there and keeps its tmp folders in ``tmp/``; both are removed
+    when it passes and kept, with the path printed, when it fails or times out.
+    """
     if not python.is_file():
         raise AssertionError(f"no {what} environment at {python}: run scripts/setup_env.sh (it builds it)")
-    proc = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.returncode == 0, f"{what} tests failed in {python}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    keep = ARTIFACTS / f"{what.lower()}-suite-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    keep.mkdir(parents=True)
+    output = keep / "output.log"
+    cmd = [str(python), "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", f"--basetemp={keep / 'tmp'}"]
+    with output.open("w", encoding="utf-8") as out:
+        try:
+            code = subprocess.run(
+                [*cmd, str(folder)],
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=900,
+                env={**os.environ, **(env or {})},
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    if code == 0:
+        shutil.rmtree(keep, ignore_errors=True)
+        return
+    print(f"{what} suite output kept in {output} (its tmp folders in {keep / 'tmp'})")
+    how = "timed out after 900s" if code is None else f"failed (exit code {code})"
+    tail = output.read_text(encoding="utf-8", errors="replace")[-6000:]
+    raise AssertionError(f"{what} tests {how} in {python}; whole output: {output}\n{tail}")
 
 
 def math_agent_yaml(

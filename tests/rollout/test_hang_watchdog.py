@@ -77,7 +77,7 @@ def test_a_loop_blocked_by_synchronous_code_fails_that_episode_only(tmp_path):
             """
             import asyncio, time
             from astuner import Workflow, WorkflowOutput
-            from astuner.model.embedded import materialize
+            from astuner.model.embedded import materialize_tokenizer
             from tests.rollout.test_runner import TASKS, make_runner
             from transformers import AutoTokenizer
 
@@ -87,7 +87,7 @@ def test_a_loop_blocked_by_synchronous_code_fails_that_episode_only(tmp_path):
                         time.sleep(3600)
                     return WorkflowOutput(reward=1.0)
 
-            tok = AutoTokenizer.from_pretrained(str(materialize("smollm2-135m")))
+            tok = AutoTokenizer.from_pretrained(str(materialize_tokenizer("smollm2-135m")))
             runner, _ = make_runner(tok, Blocking, ["x"], episode_timeout=3600, hang_timeout=1.0)
             for e in asyncio.run(runner.run(TASKS)):
                 print(e.episode_id, e.status, "RolloutHangError" in (e.error or ""))

@@ -7,6 +7,13 @@ issue's job). Checked: Trinity connected to our head, astuner reports the failed
 and the head is gone afterwards (stopped by PID); the config the run wrote is byte for byte what
 ``--dry-run`` printed (the plan is the run), and nothing appeared in the working directory outside
 ``launcher_record/<experiment>/``.
+
+The run has an empty ``HOME``, as on a machine where Ray never ran. Why: Ray 2.60's ``ray start``
+turns token authentication on only when ``~/.ray/auth_token`` already exists (any earlier local
+``ray.init()`` writes one, e.g. the verl suite's), while the head's clients always ask for it
+(``RAY_AUTH_MODE=token``). So this test used to pass or fail with the state of the home folder: it
+failed on the first README test run on a machine (the Trinity suite runs before the verl suite) and
+passed on the next. Now it always sees the fresh-machine case.
 """
 
 from __future__ import annotations
@@ -16,17 +23,31 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.backbone.helpers import dry_run_config, files_below
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="RayHead starts `ray start` without RAY_AUTH_MODE/RAY_AUTH_TOKEN, so with no ~/.ray/auth_token "
+    "the head has no authentication and Trinity's `ray status` (sent with RAY_AUTH_MODE=token) fails: "
+    "'Ray is not running'. Fix in astuner/backbone/ray_head.py (give the head and its clients one token of "
+    "their own); then remove this marker (strict: the test fails once it passes).",
+)
 def test_with_ray_runs_trinity_on_an_owned_ray_head(trinity_experiment, tmp_path):
+    from astuner.model.embedded import cache_dir
+
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     argv = ["--conf", str(trinity_experiment()), "--backbone=trinity", "--with-ray"]
     planned = dry_run_config(argv, cwd)
     assert files_below(cwd) == []  # the dry run writes nothing (Trinity's check runs on a scratch copy)
+    # A home where Ray never ran (no ~/.ray/auth_token); the model cache stays where it is.
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "ASTUNER_CACHE": str(cache_dir())}
     proc = subprocess.run(
-        [sys.executable, "-m", "astuner", *argv], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "astuner", *argv], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
     )
     root = cwd / "launcher_record" / "exp"
     assert (root / "trinity" / "trinity_config.yaml").read_text(encoding="utf-8") == planned
@@ -45,3 +66,4 @@ def test_with_ray_runs_trinity_on_an_owned_ray_head(trinity_experiment, tmp_path
     except ProcessLookupError:
         alive = False
     assert not alive, "the Ray head astuner started is still running"
+    assert not home.exists(), "the run wrote into the home folder (e.g. a Ray token in ~/.ray)"

@@ -36,14 +36,6 @@ def local_ray():
         ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def smollm2_tokenizer_dir() -> Path:
-    """The embedded model's folder (converted once into astuner's cache)."""
-    from astuner.model.embedded import materialize
-
-    return materialize("smollm2-135m")
-
-
 @pytest.fixture
 def verl_experiment(tmp_path: Path):
     """``make()``: a math-agent experiment (tutorial workflow, two arithmetic tasks) for verl."""

@@ -30,8 +30,8 @@ def _batch(config, tokenizer):
     return batch.repeat(repeat_times=config.actor_rollout_ref.rollout.n, interleave=True)
 
 
-def test_episodes_come_back_as_verl_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
-    smollm2_dir = smollm2_tokenizer_dir
+def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experiment, tmp_path):
+    # A model folder, not the tokenizer alone: verl's workers read its config.json and generation_config.json.
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
     from verl.experimental.agent_loop import AgentLoopManager

@@ -78,14 +78,15 @@ def _generated(local_ray, tokenizer_dir, experiment, records, workflow: str, ove
 
 
 @pytest.fixture
-def v1_batch(local_ray, smollm2_tokenizer_dir, verl_experiment, tmp_path):
-    """``run(workflow, overrides, replies)``: ``_generated`` for the math-agent experiment and the embedded model."""
+def v1_batch(local_ray, smollm2_dir, verl_experiment, tmp_path):
+    """``run(workflow, overrides, replies)``: ``_generated`` for the math-agent experiment and the embedded model.
+
+    A model folder, not the tokenizer alone: verl's workers read its config.json and generation_config.json.
+    """
 
     def run(workflow: str, overrides: list[str], replies: list[str]):
-        experiment = verl_experiment(model_path=str(smollm2_tokenizer_dir))
-        return _generated(
-            local_ray, smollm2_tokenizer_dir, experiment, tmp_path / "records", workflow, overrides, replies
-        )
+        experiment = verl_experiment(model_path=str(smollm2_dir))
+        return _generated(local_ray, smollm2_dir, experiment, tmp_path / "records", workflow, overrides, replies)
 
     return run
 
