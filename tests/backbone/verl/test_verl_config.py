@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -157,13 +156,11 @@ def test_ray_head_is_owned_and_stopped_by_pid(tmp_path):
     from astuner.backbone.ray_head import RayHead
 
     with RayHead(tmp_path / "ray.log", num_cpus=1) as head:
-        pid = head.proc.pid
+        pid = head.pid
         assert head.address.startswith("127.0.0.1:")
-        os.kill(pid, 0)  # alive
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and head.proc.poll() is None:
-        time.sleep(0.2)
-    assert head.proc.poll() is not None
+        os.killpg(pid, 0)  # alive, leading its own group
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # the whole group is gone once close() returns
     pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
     assert not pointer.is_file() or not pointer.read_text().strip().endswith(":" + head.address.rsplit(":", 1)[1])
 
