@@ -181,6 +181,10 @@ class ChildProcess:
         startup_timeout: seconds ``ready`` may take.
         timeout_key: the config key that sets ``startup_timeout``, named in the timeout message.
         grace: seconds between SIGTERM and SIGKILL on ``close()``.
+        stop_leader_first: ``close()`` sends SIGTERM to the leader alone and waits (``grace``) for it
+            to stop its own children in order, then stops whatever of the group is left. For a
+            supervisor such as ``ray start --block``: signalled together with the GCS it supervises,
+            it waits 30 s for the dead GCS before it stops.
         die_with_parent: tie the child to us (off only for a server kept alive for a later run).
         announce: the child's stdout goes to a pipe (``stdout``) and only its stderr to the log.
         poll_interval: seconds between readiness checks.
@@ -208,6 +212,7 @@ class ChildProcess:
         startup_timeout: float = 120.0,
         timeout_key: str = "",
         grace: float = 15.0,
+        stop_leader_first: bool = False,
         die_with_parent: bool = True,
         announce: bool = False,
         poll_interval: float = 0.2,
@@ -215,6 +220,7 @@ class ChildProcess:
         self.argv, self.what, self.log_path, self.env, self.cwd = list(argv), what, log_path, env, cwd
         self.ready, self.waiting_for, self.startup_timeout = ready, waiting_for, startup_timeout
         self.timeout_key, self.grace, self.die_with_parent = timeout_key, grace, die_with_parent
+        self.stop_leader_first = stop_leader_first
         self.announce, self.poll_interval = announce, poll_interval
         self.proc: subprocess.Popen[bytes] | None = None
         self.closed = False
@@ -289,8 +295,21 @@ class ChildProcess:
         if self.proc is None or self.closed:
             return
         self.closed = True
+        grace = self.grace
+        if self.stop_leader_first and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+                logger.info(f"stopped {self.what} (pid {self.proc.pid})")
+                grace = 5.0  # the leader stopped what it supervises; only stragglers are left
+            except subprocess.TimeoutExpired:
+                grace = 1.0  # it had its time: the group is killed after a last SIGTERM
+            except KeyboardInterrupt:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                raise
         # the group, even when its leader exited: what it started may still run
-        stop_process_group(self.proc.pid, self.what, self.grace, reap=self.proc.poll)
+        stop_process_group(self.proc.pid, self.what, grace, reap=self.proc.poll)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         if self.proc.stdout is not None:

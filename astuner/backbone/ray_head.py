@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ class RayHead:
     def __init__(self, log_path: Path, num_cpus: int | None = None, startup_timeout: float = 120.0):
         self.log_path, self.num_cpus, self.startup_timeout = log_path, num_cpus, startup_timeout
         self.address = ""
+        self.token = secrets.token_hex(32)  # what Ray's own generator makes: 256 bits
         self._child: ChildProcess | None = None
 
     @property
@@ -41,10 +43,20 @@ class RayHead:
         return None if self._child is None else self._child.pid
 
     @property
+    def auth_env(self) -> dict[str, str]:
+        """Token authentication with this head's own token, for the head and every client.
+
+        Why a token of our own: Ray 2.60's ``ray start`` turns authentication on only when
+        ``~/.ray/auth_token`` already exists (some earlier ``ray.init()`` wrote it), so on a fresh
+        machine the head would run open while clients asking for token mode fail to connect. An
+        explicit mode and token make both sides agree on every machine, and touch no file of the user.
+        """
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+
+    @property
     def client_env(self) -> dict[str, str]:
-        """What a client process needs to join this head. Ray 2.60's ``ray start`` turns token
-        authentication on (the token goes to ``~/.ray/auth_token``); clients must opt in to send it."""
-        return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
+        """What a client process needs to join this head."""
+        return {"RAY_ADDRESS": self.address, **self.auth_env}
 
     def __enter__(self) -> RayHead:
         port = free_port()
@@ -68,10 +80,12 @@ class RayHead:
             cmd,
             "the Ray head (ray start --head)",
             self.log_path,
+            env={**os.environ, **self.auth_env},
             ready=lambda: port_answers("127.0.0.1", port),
             waiting_for=f"port {port} to accept connections",
             startup_timeout=self.startup_timeout,
             grace=60.0,  # Ray drains for up to 30 s on SIGTERM
+            stop_leader_first=True,
             poll_interval=0.5,
         ).start()
         logger.info(f"Ray head (pid {self.pid}) at {self.address}, log {self.log_path}")
