@@ -185,7 +185,9 @@ class ChildProcess:
             to stop its own children in order, then stops whatever of the group is left. For a
             supervisor such as ``ray start --block``: signalled together with the GCS it supervises,
             it waits 30 s for the dead GCS before it stops.
-        die_with_parent: tie the child to us (off only for a server kept alive for a later run).
+        die_with_parent: tie the child to us (off only for a server kept alive for a later run). Linux
+            sends the signal when the *thread* that started the child ends, so start owned children
+            from a thread that lives as long as they do (the main thread).
         announce: the child's stdout goes to a pipe (``stdout``) and only its stderr to the log.
         poll_interval: seconds between readiness checks.
 
