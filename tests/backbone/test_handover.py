@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,8 @@ def test_hand_over_replaces_this_process_and_keeps_its_pid(tmp_path):
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
     )
     pid = int(proc.stdout.readline())
-    assert "logview of" in proc.stdout.readline()
+    url = re.search(r"logview of .*: (http://\S+)", proc.stdout.readline()).group(1)
+    urllib.request.urlopen(url, timeout=10).close()  # serving (a Ctrl-C before that is not handled there)
     assert pid == proc.pid
     cmdline = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
     assert cmdline[:4] == [sys.executable, "-m", "astuner", "logview"]
