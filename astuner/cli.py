@@ -167,9 +167,8 @@ def _run(args: argparse.Namespace, loaded, backbone, plan, records_root: Path) -
     """Open the records and run the plan; every failure ends as one line (the traceback goes to the log)."""
     from astuner.backbone import run_backbone
     from astuner.config.errors import ConfigError
-    from astuner.engine.vllm_server import EngineStartError
-    from astuner.env_service.launch import EnvServiceStartError
     from astuner.model import EmbeddedModelError, ModelPathError
+    from astuner.processes import ProcessStartError
     from astuner.records import RecordsError, open_experiment
     from astuner.rollout.runner import RolloutFailingError, RolloutHangError
     from astuner.task_reader import TaskReaderError
@@ -187,7 +186,7 @@ def _run(args: argparse.Namespace, loaded, backbone, plan, records_root: Path) -
             return run_backbone(backbone, plan, loaded, experiment)
         except (TaskReaderError, ConfigError, ModelPathError, EmbeddedModelError) as exc:
             return _fail(str(exc))
-        except (EngineStartError, EnvServiceStartError) as exc:
+        except ProcessStartError as exc:  # vLLM, the env service, the Ray head, a backbone's launcher
             return _fail(str(exc), code=1)
         except RolloutHangError as exc:
             return _fail(f"{exc}; the step failed and the run stopped (records kept; --resume continues)", code=1)
@@ -210,12 +209,13 @@ def _run(args: argparse.Namespace, loaded, backbone, plan, records_root: Path) -
 def _start_logview(root: Path, host: str):
     """Start the viewer next to the run; a viewer that cannot start costs a warning, not the run."""
     from astuner.logview.cli import bind_warning
-    from astuner.logview.process import LogviewProcess, LogviewStartError
+    from astuner.logview.process import LogviewProcess
+    from astuner.processes import ProcessStartError
 
     viewer = LogviewProcess(root, root / "logview.log", host=host)
     try:
         url = viewer.start()
-    except LogviewStartError as exc:
+    except ProcessStartError as exc:
         logger.warning(f"--with-logview: {exc}")
         return None
     if bind_warning(host):

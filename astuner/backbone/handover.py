@@ -69,5 +69,21 @@ def _has(python: str, package: str) -> bool:
 
 
 def hand_over(python: str, argv: list[str]) -> int:
-    """Run ``python -m astuner argv`` in the foreground (same working directory) and return its exit code."""
-    return subprocess.run([python, "-m", "astuner", *argv]).returncode
+    """Replace this process by ``python -m astuner argv`` (same PID, working directory, environment, terminal).
+
+    Why ``exec`` and not a child we wait for: the handed-over run then receives Ctrl-C and SIGTERM
+    itself, exactly once, and its own teardown (stopping the backbone's launcher and the Ray head it
+    owns) runs in full; a parent forwarding signals would either kill it before that teardown ends
+    or, with Ctrl-C reaching the whole terminal's process group, deliver the signal twice. Nothing is
+    lost: at hand-over time the records are not open yet and only the console logs (unbuffered).
+
+    Returns:
+        only if the ``exec`` itself fails: exit code 1, after a one-line error.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(python, [python, "-m", "astuner", *argv])
+    except OSError as exc:
+        print(f"astuner: error: cannot hand over to {python}: {exc}", file=sys.stderr)
+        return 1

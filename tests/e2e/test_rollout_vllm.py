@@ -163,7 +163,8 @@ def test_server_stops_without_orphans(vllm):
 
 
 def test_start_failure_reports_the_log(tmp_path, smollm2_dir):
-    from astuner.engine.vllm_server import EngineStartError, VllmServer, VllmServerSpec, find_engine_python
+    from astuner.engine.vllm_server import VllmServer, VllmServerSpec, find_engine_python
+    from astuner.processes import ProcessStartError
 
     broken = tmp_path / "broken-model"
     broken.mkdir()
@@ -173,7 +174,9 @@ def test_start_failure_reports_the_log(tmp_path, smollm2_dir):
         tmp_path / "vllm.log",
         startup_timeout=120,
     )
-    with pytest.raises(EngineStartError, match="exited with code"):
+    with pytest.raises(
+        ProcessStartError, match=r"^vLLM exited with code \d+ while starting; .*vllm.log says: \w+Error"
+    ):
         server.start()
     assert Path(tmp_path / "vllm.log").read_text()
 

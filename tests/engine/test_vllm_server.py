@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
-from astuner.engine.vllm_server import EngineStartError, VllmServerSpec, find_engine_python
+from astuner.engine.vllm_server import VllmServerSpec, find_engine_python
+from astuner.processes import ProcessStartError
 
 
 def spec(model, **kw):
@@ -48,8 +51,19 @@ def test_configured_python_without_vllm_is_an_error(tmp_path):
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\nexit 1\n")
     fake.chmod(0o755)
-    with pytest.raises(EngineStartError, match="has no vLLM installed"):
+    with pytest.raises(ProcessStartError, match="has no vLLM installed"):
         find_engine_python(str(fake))
+
+
+def test_a_bare_name_is_looked_up_on_path(monkeypatch):
+    # what a GPU machine's user writes: astuner.rollout.engine.python: python3
+    engine_bin = Path(find_engine_python(None)).parent
+    monkeypatch.setenv("PATH", f"{engine_bin}{os.pathsep}{os.environ['PATH']}")
+    assert find_engine_python("python") == str(engine_bin / "python")
+    with pytest.raises(
+        ProcessStartError, match=r"^vLLM cannot be started: .*python = 'pythonn3' is not found on PATH$"
+    ):
+        find_engine_python("pythonn3")
 
 
 def test_finds_the_sibling_engine_environment():

@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from astuner.logview.process import LogviewProcess, LogviewStartError
+from astuner.logview.process import LogviewProcess
+from astuner.processes import ProcessStartError
 
 
 def test_starts_announces_and_stops(records, tmp_path):
@@ -25,6 +26,9 @@ def test_starts_announces_and_stops(records, tmp_path):
 
 def test_a_viewer_that_cannot_start_reports_its_log(tmp_path):
     viewer = LogviewProcess(tmp_path / "missing", tmp_path / "logview.log", startup_timeout=20)
-    with pytest.raises(LogviewStartError, match="is not a folder"):
+    with pytest.raises(
+        ProcessStartError, match=r"^logview exited with code 2 while starting; .* says: .*is not a folder"
+    ):
         viewer.start()
-    assert viewer.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(viewer.pid, 0)

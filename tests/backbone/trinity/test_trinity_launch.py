@@ -1,7 +1,7 @@
 """``astuner --backbone=trinity --with-ray`` on this CPU machine: the launch path up to Trinity's GPU check.
 
-What runs for real: astuner writes Trinity's inputs, starts a Ray head it owns (token auth, as Ray
-2.60 sets it up), and runs ``trinity run``, which connects to that head and starts its own cluster
+What runs for real: astuner writes Trinity's inputs, starts a Ray head it owns (token auth with a
+token of its own), and runs ``trinity run``, which connects to that head and starts its own cluster
 check. Trinity then stops, because the cluster has no GPU (what runs on GPUs is the multi-GPU run
 issue's job). Checked: Trinity connected to our head, astuner reports the failed child with its log,
 and the head is gone afterwards (stopped by PID); the config the run wrote is byte for byte what
@@ -13,7 +13,8 @@ turns token authentication on only when ``~/.ray/auth_token`` already exists (an
 ``ray.init()`` writes one, e.g. the verl suite's), while the head's clients always ask for it
 (``RAY_AUTH_MODE=token``). So this test used to pass or fail with the state of the home folder: it
 failed on the first README test run on a machine (the Trinity suite runs before the verl suite) and
-passed on the next. Now it always sees the fresh-machine case.
+passed on the next. Now it always sees the fresh-machine case, which ``RayHead`` handles by giving the
+head and its clients a token of their own (``RAY_AUTH_TOKEN``).
 """
 
 from __future__ import annotations
@@ -23,18 +24,9 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from tests.backbone.helpers import dry_run_config, files_below
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RayHead starts `ray start` without RAY_AUTH_MODE/RAY_AUTH_TOKEN, so with no ~/.ray/auth_token "
-    "the head has no authentication and Trinity's `ray status` (sent with RAY_AUTH_MODE=token) fails: "
-    "'Ray is not running'. Fix in astuner/backbone/ray_head.py (give the head and its clients one token of "
-    "their own); then remove this marker (strict: the test fails once it passes).",
-)
 def test_with_ray_runs_trinity_on_an_owned_ray_head(trinity_experiment, tmp_path):
     from astuner.model.embedded import cache_dir
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -153,17 +155,24 @@ def test_task_rows_round_trip_through_verl_dataset(tmp_path, smollm2_tokenizer_d
     assert [r["index"] for r in rows] == [0, 1] and rows[0]["agent_name"] == "astuner"
 
 
-def test_ray_head_is_owned_and_stopped_by_pid(tmp_path):
+def test_ray_head_is_owned_joined_with_its_own_token_and_stopped_by_pid(tmp_path, monkeypatch):
     from astuner.backbone.ray_head import RayHead
 
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # a fresh machine: no ~/.ray/auth_token
     with RayHead(tmp_path / "ray.log", num_cpus=1) as head:
-        pid = head.proc.pid
+        pid = head.pid
         assert head.address.startswith("127.0.0.1:")
-        os.kill(pid, 0)  # alive
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and head.proc.poll() is None:
-        time.sleep(0.2)
-    assert head.proc.poll() is not None
+        os.killpg(pid, 0)  # alive, leading its own group
+        code = "import ray; ray.init(); print(ray.cluster_resources()['CPU']); ray.shutdown()"
+        env = {**os.environ, **head.client_env}
+        joined = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+        assert joined.stdout.strip().endswith("1.0"), joined.stderr[-3000:]
+        closing = time.monotonic()
+    # the head is signalled alone and drains while its GCS lives (signalled together it waits 30 s for it)
+    assert time.monotonic() - closing < 20
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # the whole group is gone once close() returns
+    assert not (tmp_path / "home" / ".ray").exists()  # the token is the head's own, not a file of the user
     pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
     assert not pointer.is_file() or not pointer.read_text().strip().endswith(":" + head.address.rsplit(":", 1)[1])
 
