@@ -173,6 +173,7 @@ class ChildProcess:
     Args:
         argv: the command; ``argv[0]`` is looked up as ``Popen`` would (relative to ``cwd``, or on PATH).
         what: the child's name in messages ("vLLM", "the Ray head").
+        key: the config key that holds the command, named in every error (after ``what``).
         log_path: the child's stdout and stderr (appended to).
         env: its environment (default: ours).
         cwd: its working directory (default: ours).
@@ -207,6 +208,7 @@ class ChildProcess:
         what: str,
         log_path: Path,
         *,
+        key: str = "",
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         ready: Callable[[], bool] | None = None,
@@ -223,6 +225,7 @@ class ChildProcess:
         self.ready, self.waiting_for, self.startup_timeout = ready, waiting_for, startup_timeout
         self.timeout_key, self.grace, self.die_with_parent = timeout_key, grace, die_with_parent
         self.stop_leader_first = stop_leader_first
+        self.failing = f"{what} ({key})" if key else what  # who failed, as errors say it
         self.announce, self.poll_interval = announce, poll_interval
         self.proc: subprocess.Popen[bytes] | None = None
         self.closed = False
@@ -241,7 +244,7 @@ class ChildProcess:
         program = _find_program(self.argv[0], self.cwd, self.env)
         if program is None:
             where = "is not an executable file" if os.sep in self.argv[0] else "is not found on PATH"
-            raise ProcessStartError(self.what, f"cannot be started: {self.argv[0]!r} {where}")
+            raise ProcessStartError(self.failing, f"cannot be started: {self.argv[0]!r} {where}")
         argv = [program, *self.argv[1:]]
         if self.die_with_parent:
             argv = [sys.executable, "-I", "-S", "-c", TIE, str(os.getpid()), *argv]
@@ -259,7 +262,7 @@ class ChildProcess:
                     start_new_session=True,
                 )
             except OSError as exc:
-                raise ProcessStartError(self.what, f"cannot be started: {exc}") from None
+                raise ProcessStartError(self.failing, f"cannot be started: {exc}") from None
         try:
             self._wait_ready()
         except BaseException:
@@ -275,14 +278,14 @@ class ChildProcess:
         while True:
             code = self.proc.poll()
             if code is not None:
-                raise ProcessStartError(self.what, f"exited with code {code} while starting", self.log_path)
+                raise ProcessStartError(self.failing, f"exited with code {code} while starting", self.log_path)
             if self.ready():
                 logger.info(f"{self.what} ready in {time.monotonic() - start:.1f}s (pid {self.pid})")
                 return
             if time.monotonic() - start >= self.startup_timeout:
                 key = f"; {self.timeout_key}" if self.timeout_key else ""
                 raise ProcessStartError(
-                    self.what,
+                    self.failing,
                     f"was not ready within {self.startup_timeout:g}s (waiting for {self.waiting_for}{key})",
                     self.log_path,
                 )

@@ -59,8 +59,9 @@ class EnvServer:
         url = self.base_url + (ready_path or "/")
         self._child = ChildProcess(
             argv,
-            "the env service (astuner.task_reader.env_service.launch_command)",
+            "the env service",
             log_path,
+            key="astuner.task_reader.env_service.launch_command",
             cwd=cwd,
             ready=lambda: self._answers(url),
             waiting_for=f"GET {url} to answer" + (" 2xx" if ready_path else ""),
