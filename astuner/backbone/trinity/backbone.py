@@ -22,8 +22,16 @@ from typing import ClassVar
 
 from astuner.backbone.base import BackbonePlan, ChildPlan, RunInputs
 from astuner.backbone.child import run_child_plan, write_plan_files
+from astuner.backbone.gpus import visible_gpus
 from astuner.backbone.spec import RunSpec, task_to_json
-from astuner.backbone.trinity.config import assumed_cluster, to_trinity, trinity_issues
+from astuner.backbone.trinity.cluster import (
+    COLOCATE_FIX_VERSIONS,
+    PLUGIN_DIRS_VAR,
+    colocate_plugin_env,
+    plan_cluster,
+    trinity_version,
+)
+from astuner.backbone.trinity.config import to_trinity, trinity_issues
 from astuner.config.errors import ConfigError
 from astuner.config.load import LoadedConfig
 from astuner.model.resolve import planned_model_path
@@ -50,19 +58,33 @@ class TrinityBackbone:
         trinity_dir = records_dir / "trinity"
         model_path = planned_model_path(loaded.astuner.model.path or "")
         validation = has_validation(loaded.astuner.task_reader)
-        translation = to_trinity(loaded, records_dir, model_path=model_path, has_validation=validation)
+        cluster = plan_cluster(loaded, with_ray=with_ray, gpus_here=visible_gpus())
+        translation = to_trinity(loaded, records_dir, model_path=model_path, has_validation=validation, cluster=cluster)
         issues = trinity_issues(translation.config, str(loaded.yaml_path))
         if issues:
             raise ConfigError(issues)
         notes = list(translation.warnings)
         if not validation:
             notes.append("no validation tasks: Trinity's evaluation is off (no eval taskset)")
-        cluster = translation.config.get("cluster") or assumed_cluster(translation.config)
-        assumed = "" if translation.config.get("cluster") else ", assumed"
-        checked = (
-            f"Trinity-RFT's config check passed (cluster: {cluster.get('node_num')} node(s) x "
-            f"{cluster.get('gpu_per_node')} GPUs{assumed})"
+        env, outline = (
+            {},
+            [
+                f"Trinity-RFT {trinity_version()}'s config check passed (cluster: {cluster.node_num} node(s) x "
+                f"{cluster.gpu_per_node} GPUs, {cluster.origin})"
+            ],
         )
+        if cluster.colocate:
+            outline.append(
+                "one GPU: Trinity's colocate mode (explorer and trainer share it; the engine gets "
+                f"{translation.config['explorer']['rollout_model']['gpu_memory_utilization']} of its memory, "
+                "weights are synced in memory)"
+            )
+            if trinity_version() in COLOCATE_FIX_VERSIONS:
+                env = colocate_plugin_env()
+                outline.append(
+                    f"Trinity-RFT {trinity_version()} colocate start-up fix (Trinity-RFT #602, fixed upstream by "
+                    f"PR #603) loaded as a Trinity plugin: {PLUGIN_DIRS_VAR}={env[PLUGIN_DIRS_VAR]}"
+                )
         config_path = trinity_dir / "trinity_config.yaml"
         tasks = trinity_dir / "tasks"
         return BackbonePlan(
@@ -75,13 +97,14 @@ class TrinityBackbone:
             run_spec_path=trinity_dir / "astuner_run.json",
             child=ChildPlan(
                 argv=(sys.executable, "-m", "trinity.cli.launcher", "run", "--config", str(config_path)),
+                env=env,
                 log_name="trinity.log",
                 with_ray=with_ray,
             ),
             class_roots=(loaded.yaml_path.parent, loaded.cwd),
             model_path=model_path,
             warnings=loaded.warnings + tuple(notes),
-            notes=(checked,),
+            notes=tuple(outline),
         )
 
     def write_inputs(self, plan: BackbonePlan, inputs: RunInputs) -> None:

@@ -35,6 +35,7 @@ from astuner.backbone.translate import (
     user_keys_under,
     wiring_clashes,
 )
+from astuner.backbone.trinity.cluster import COLOCATE_ENGINE_MEMORY, TrinityCluster
 from astuner.config.errors import ConfigError, ConfigIssue
 from astuner.config.load import LoadedConfig
 from astuner.config.schema import AstunerConfig
@@ -190,7 +191,7 @@ def translated_keys(loaded: LoadedConfig) -> tuple[dict[str, Any], dict[str, str
     return values, origin
 
 
-def wiring(records_dir: Path, has_validation: bool) -> dict[str, Any]:
+def wiring(records_dir: Path, has_validation: bool, colocate: bool = False) -> dict[str, Any]:
     """Keys that connect Trinity to astuner's files: tasks, the workflow, checkpoints and logs (all in the records).
 
     Tasks are JSON lines that ``datasets.load_dataset(<folder>, split=...)`` reads (Trinity's file
@@ -209,7 +210,7 @@ def wiring(records_dir: Path, has_validation: bool) -> dict[str, Any]:
         }
 
     return {
-        "mode": "both",
+        "mode": "colocate" if colocate else "both",
         "checkpoint_root_dir": str(records_dir / "checkpoints"),
         "buffer.explorer_input.default_workflow_type": WORKFLOW_CLASS,
         # ``tasksets`` (a list) is what Trinity's check turns a single ``taskset`` into.
@@ -223,31 +224,85 @@ def wiring(records_dir: Path, has_validation: bool) -> dict[str, Any]:
 
 
 def to_trinity(
-    loaded: LoadedConfig, records_dir: Path, model_path: str | None = None, has_validation: bool = True
+    loaded: LoadedConfig,
+    records_dir: Path,
+    model_path: str | None = None,
+    has_validation: bool = True,
+    cluster: TrinityCluster | None = None,
 ) -> TrinityTranslation:
     """Compose Trinity's config for ``loaded`` with records under ``records_dir`` (no Trinity import).
 
     ``model_path`` replaces ``astuner.model.path`` once it is resolved to a local folder (a
-    ``builtin:`` model or a hub id); the dry run shows the path as written.
+    ``builtin:`` model or a hub id); the dry run shows the path as written. ``cluster`` (the plan's,
+    ``cluster.plan_cluster``) is written into the config when known, and one GPU in all makes it
+    Trinity's colocate mode (``colocate_keys``); without it the config is for ``mode: both``.
 
     Raises:
         ConfigError: a wiring key set by the user, or an astuner setting Trinity cannot run.
     """
     passthrough = copy.deepcopy(loaded.tree.get("trinity") or {})
     values, origin = translated_keys(loaded)
-    wired = wiring(records_dir, has_validation)
+    colocate = cluster is not None and cluster.colocate
+    wired = wiring(records_dir, has_validation, colocate=colocate)
     values.update(wired)
     if model_path is not None:
         values["model.model_path"] = model_path
+    cluster_notes: list[str] = []
+    if cluster is not None and cluster.written:
+        values.update({"cluster.node_num": cluster.node_num, "cluster.gpu_per_node": cluster.gpu_per_node})
+    if colocate:
+        cluster_notes = colocate_keys(loaded, passthrough, values, origin)
     user = {k.removeprefix("trinity."): v for k, v in user_keys_under(loaded, ("trinity",)).items()}
     clashes = wiring_clashes(loaded, user, wired, "trinity.", "Trinity to its tasks, workflow and records")
-    issues = clashes + algorithm_issues(loaded)
+    issues = clashes + algorithm_issues(loaded) + (colocate_issues(loaded) if colocate else [])
     if issues:
         raise ConfigError(issues)
     notes = no_effect_warnings(loaded, NO_EFFECT, "trinity") + override_notes(loaded, user, values, origin, "trinity.")
+    notes += cluster_notes
     merged = _merge(_merge(passthrough, nest(values)), nest(user))
     config = {k: merged[k] for k in sorted(merged, key=lambda k: (TOP_ORDER.index(k) if k in TOP_ORDER else 99, k))}
     return TrinityTranslation(config=config, warnings=notes, mapped=origin)
+
+
+def colocate_keys(
+    loaded: LoadedConfig, passthrough: dict[str, Any], values: dict[str, Any], origin: dict[str, str]
+) -> list[str]:
+    """What one GPU changes, written into ``values`` as the keys Trinity's colocate mode runs with.
+
+    Trinity sets these itself in colocate mode (one engine, weights synced in memory, the engine
+    capped at a quarter of the GPU); writing them makes the dry run show them. Returns the notes
+    for what differs from what the user configured.
+    """
+    cfg, notes = loaded.astuner, []
+    engines = cfg.trainer_common.trinity_only__n_vllm_engine
+    values["explorer.rollout_model.engine_num"] = 1
+    values["explorer.runner_per_model"] = max(1, math.ceil(cfg.rollout.max_env_worker / cfg.rollout.num_repeat))
+    if engines != 1:
+        notes.append(
+            f"astuner.trainer_common.trinity_only__n_vllm_engine = {engines} does not fit one GPU: Trinity's "
+            "colocate mode runs 1 engine beside the trainer on it (set it to 1 to silence this)"
+        )
+    values["synchronizer.sync_method"] = "memory"
+    origin["synchronizer.sync_method"] = "one GPU (Trinity's colocate mode)"
+    rollout = passthrough.get("explorer", {}).get("rollout_model", {})
+    memory = float(rollout.get("gpu_memory_utilization") or COLOCATE_ENGINE_MEMORY)
+    values["explorer.rollout_model.gpu_memory_utilization"] = min(memory, COLOCATE_ENGINE_MEMORY)
+    origin["explorer.rollout_model.gpu_memory_utilization"] = "one GPU (Trinity's colocate mode)"
+    return notes
+
+
+def colocate_issues(loaded: LoadedConfig) -> list[ConfigIssue]:
+    """Settings one GPU cannot run: an engine split over several GPUs."""
+    tp = loaded.astuner.rollout.tensor_model_parallel_size
+    if tp == 1:
+        return []
+    return [
+        ConfigIssue(
+            "astuner.rollout.tensor_model_parallel_size",
+            f"= {tp} splits the engine over {tp} GPUs, but this run has 1 GPU (Trinity's colocate mode): set it to 1",
+            str(loaded.yaml_path),
+        )
+    ]
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
