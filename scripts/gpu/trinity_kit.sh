@@ -20,6 +20,8 @@ case "${1:?usage: $0 stage tNN | install}" in
     rm -rf "$SITE"
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" ./*.whl
     cd - >/dev/null
+    # flash-attn's padding helpers in plain PyTorch, where no flash-attn is installed (why: its __init__.py)
+    PYTHONPATH=$SITE python3 -c "import flash_attn" 2>/dev/null || cp -r scripts/gpu/flash_attn_padding/flash_attn "$SITE/"
     # VLLM_USE_FLASHINFER_SAMPLER=0: FlashInfer is not carried (its cubins are ~450 MB).
     # Keep NVLink multicast off (the device notes say why), also in every process Ray starts.
     cat > /tmp/trinity-env.sh <<EOF
@@ -38,7 +40,7 @@ import importlib, sys
 mods = ["trinity.cli.launcher", "trinity.explorer.explorer", "trinity.explorer.workflow_runner",
         "trinity.trainer.trainer", "trinity.trainer.verl.workers", "trinity.common.models.vllm_model",
         "trinity.common.models.allocator", "vllm.entrypoints.openai.api_server", "astuner.backbone.trinity.workflow",
-        "astuner.backbone.trinity.plugins.colocate_engine"]
+        "astuner.backbone.trinity.plugins.colocate_engine", "aiosqlite", "flash_attn.bert_padding"]
 bad = []
 for m in mods:
     try:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from loguru import logger
+
 from astuner.backbone.base import BackbonePlan, ChildPlan, RunInputs
 from astuner.backbone.child import run_child_plan, write_plan_files
 from astuner.backbone.gpus import visible_gpus
@@ -32,6 +34,7 @@ from astuner.backbone.trinity.cluster import (
     trinity_version,
 )
 from astuner.backbone.trinity.config import to_trinity, trinity_issues
+from astuner.backbone.trinity.outcome import swallowed_failure
 from astuner.config.errors import ConfigError
 from astuner.config.load import LoadedConfig
 from astuner.model.resolve import planned_model_path
@@ -112,4 +115,11 @@ class TrinityBackbone:
         write_plan_files(plan, inputs, write_tasks)
 
     def run(self, plan: BackbonePlan, inputs: RunInputs) -> int:
-        return run_child_plan(plan, inputs, write_tasks)
+        """Run Trinity; a run it ended with a failed trainer or explorer is a failure here (exit 1)."""
+        code = run_child_plan(plan, inputs, write_tasks)
+        assert plan.child is not None
+        failure = swallowed_failure(inputs.experiment.root / plan.child.log_name) if code == 0 else None
+        if failure is not None:
+            logger.error(failure)
+            return 1
+        return code

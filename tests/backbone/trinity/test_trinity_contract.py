@@ -163,3 +163,15 @@ def test_runner_keeps_a_workflows_eid_task_and_engine_reports_processed_logprobs
 
     assert 'if exp.eid.task == "":' in inspect.getsource(WorkflowRunner.run_task)
     assert 'logprobs_mode="processed_logprobs"' in inspect.getsource(vllm_model)
+
+
+def test_trainer_and_explorer_failures_are_logged_and_swallowed():
+    """``outcome.swallowed_failure`` reads these messages: Trinity logs a failed loop and returns normally."""
+    from trinity.explorer.explorer import Explorer
+    from trinity.trainer.trainer import Trainer
+
+    from astuner.backbone.trinity.outcome import FAILURE_MARKS
+
+    for cls, method, mark in ((Trainer, "train", "Error in Trainer:"), (Explorer, "explore", "Error in Explorer:")):
+        source = inspect.getsource(getattr(cls, method))
+        assert mark in FAILURE_MARKS and f'f"{mark}' in source and "except Exception:" in source, (cls, method)
