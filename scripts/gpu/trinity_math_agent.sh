@@ -8,7 +8,8 @@
 #   bash scripts/gpu/trinity_math_agent.sh wait [SECONDS]    # waits up to SECONDS (default 540) for the run,
 #                                                            # then copies what it wrote so far into $OUT
 # A run longer than one call goes on between calls while the machine stays warm (30 s after a call).
-# Extra astuner overrides: TRINITY_ARGS="astuner.trainer_common.total_training_steps=2 ..."
+# STEPS (default 20) and VAL (validate before training, default true) shorten a run; TRINITY_ARGS adds overrides
+# (e.g. "trinity.explorer.rollout_model.enforce_eager=true" starts the engine faster, without CUDA graphs).
 set -euo pipefail
 EXP=trinity_gpu R=launcher_record/trinity_gpu W=/tmp/trinity-run
 mode=${1:-start} limit=${2:-540}
@@ -25,8 +26,8 @@ run() {
   python3 -m astuner --conf tutorial/example_math_agent/math_agent_cpu.yaml --backbone=trinity --with-ray \
     astuner.experiment_name=$EXP astuner.model.path=/tmp/smollm2 \
     astuner.data.train_batch_size=32 astuner.rollout.max_env_worker=256 astuner.rollout.max_num_seqs=256 \
-    astuner.trainer_common.total_training_steps=20 astuner.trainer_common.test_freq=20 \
-    astuner.trainer_common.save_freq=20 astuner.trainer_common.val_before_train=true \
+    astuner.trainer_common.total_training_steps=${STEPS:-20} astuner.trainer_common.test_freq=${STEPS:-20} \
+    astuner.trainer_common.save_freq=${STEPS:-20} astuner.trainer_common.val_before_train=${VAL:-true} \
     +trinity.trainer.use_remove_padding=false \
     +trinity.trainer.trainer_config.actor_rollout_ref.model.override_config.attn_implementation=sdpa \
     ${TRINITY_ARGS:-} > $W/astuner.out 2>&1 || rc=$?
