@@ -20,8 +20,11 @@ case "${1:?usage: $0 stage tNN | install}" in
     rm -rf "$SITE"
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" ./*.whl
     cd - >/dev/null
-    # flash-attn's padding helpers in plain PyTorch, where no flash-attn is installed (why: its __init__.py)
-    PYTHONPATH=$SITE python3 -c "import flash_attn" 2>/dev/null || cp -r scripts/gpu/flash_attn_padding/flash_attn "$SITE/"
+    # flash-attn's padding helpers in plain PyTorch for Trinity's trainer processes only, loaded there through
+    # verl's model.external_lib (why: scripts/gpu/flash_attn_padding/*.py); never on the engine's path.
+    rm -rf /tmp/flash-attn-padding && mkdir -p /tmp/flash-attn-padding
+    cp -r scripts/gpu/flash_attn_padding/flash_attn /tmp/flash-attn-padding/
+    cp scripts/gpu/flash_attn_padding/verl_external_lib.py "$SITE/astuner_flash_attn_padding.py"
     # VLLM_USE_FLASHINFER_SAMPLER=0: FlashInfer is not carried (its cubins are ~450 MB).
     # Keep NVLink multicast off (the device notes say why), also in every process Ray starts.
     cat > /tmp/trinity-env.sh <<EOF
@@ -36,11 +39,14 @@ convert_gguf(Path('$STAGE/smollm2.gguf'), Path('$MODEL'))"
     fi
     # Everything Trinity's run imports, imported once here so a missing wheel shows now, by name.
     python3 - <<'EOF'
-import importlib, sys
+import importlib, importlib.util, sys
+if importlib.util.find_spec("flash_attn") is not None:
+    sys.exit("a flash_attn module is on the engine's path: vLLM would import its kernels from it")
 mods = ["trinity.cli.launcher", "trinity.explorer.explorer", "trinity.explorer.workflow_runner",
         "trinity.trainer.trainer", "trinity.trainer.verl.workers", "trinity.common.models.vllm_model",
         "trinity.common.models.allocator", "vllm.entrypoints.openai.api_server", "astuner.backbone.trinity.workflow",
-        "astuner.backbone.trinity.plugins.colocate_engine", "aiosqlite", "flash_attn.bert_padding"]
+        "astuner.backbone.trinity.plugins.colocate_engine", "aiosqlite", "astuner_flash_attn_padding",
+        "flash_attn.bert_padding"]
 bad = []
 for m in mods:
     try:

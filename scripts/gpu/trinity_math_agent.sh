@@ -21,7 +21,8 @@ run() {
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader,nounits -lms 1000 \
     > $W/gpu_samples.csv 2>/dev/null &
   local smi=$! rc=0
-  # sdpa attention and no padding removal: flash-attn is not carried to the machine.
+  # sdpa attention and no padding removal: flash-attn is not carried to the machine; its padding helpers are
+  # loaded into the trainer's processes only (scripts/gpu/flash_attn_padding).
   # shellcheck disable=SC2086
   python3 -m astuner --conf tutorial/example_math_agent/math_agent_cpu.yaml --backbone=trinity --with-ray \
     astuner.experiment_name=$EXP astuner.model.path=/tmp/smollm2 \
@@ -30,6 +31,7 @@ run() {
     astuner.trainer_common.save_freq=${STEPS:-20} astuner.trainer_common.val_before_train=${VAL:-true} \
     +trinity.trainer.use_remove_padding=false \
     +trinity.trainer.trainer_config.actor_rollout_ref.model.override_config.attn_implementation=sdpa \
+    +trinity.trainer.trainer_config.actor_rollout_ref.model.external_lib=astuner_flash_attn_padding \
     ${TRINITY_ARGS:-} > $W/astuner.out 2>&1 || rc=$?
   kill $smi 2>/dev/null || true
   echo $rc > $W/rc
