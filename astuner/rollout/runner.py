@@ -39,7 +39,7 @@ from astuner.env_service.instance import EnvInstance, EnvSessions
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.task_reader.task import Task
 from astuner.tuner.chat_render import ChatRenderer
-from astuner.tuner.model_tuner import ModelTuner, TunerSettings, TurnLimitReached
+from astuner.tuner.model_tuner import ModelTuner, TunerSettings
 from astuner.workflow.base import Workflow, WorkflowOutput, WorkflowTask
 
 
@@ -140,7 +140,8 @@ class Episode:
         advantage: set by the backbone once advantages are computed (None: not trained on).
         madness: triggered checks from the checklist; the reward was forced to agent_madness_reward.
         samples: training samples (empty for failed episodes).
-        metrics: calls, samples, tokens merged vs unmerged, drift, generated tokens, seconds.
+        metrics: calls, samples, tokens merged vs unmerged, drift, tool-call parse failures, OpenAI
+            parameters the gateway ignored, generated tokens, seconds.
     """
 
     episode_id: str
@@ -321,8 +322,14 @@ class RolloutRunner:
                 output = await asyncio.wait_for(
                     self.workflow_cls().execute(wtask, tuner), self.settings.episode_timeout
                 )
-            except TurnLimitReached:
+            except Exception:
+                # past max_steps the call raised TurnLimitReached, or (through the OpenAI endpoint) the
+                # client raised on the 409 it got: either way the episode was cut off, not failed
+                if not tuner.turn_limit_reached:
+                    raise
                 output = None
+            finally:
+                tuner.close()
             if tuner.turn_limit_reached:
                 # Cut off by rollout.multi_turn.max_steps: it did not finish, so it is not judged.
                 episode.turn_limit_reached = True
@@ -353,6 +360,7 @@ class RolloutRunner:
         episode.calls = list(tuner.calls)
         episode.context_overflow = tuner.context_overflow
         self._finish(episode, time.monotonic() - started)
+        episode.metrics.update(tuner.llm.counters)
         return episode
 
     async def _score(self, wtask: WorkflowTask, output: WorkflowOutput) -> tuple[float, bool]:
@@ -383,6 +391,7 @@ class RolloutRunner:
             **merged.metrics(),
             "generated_tokens": sum(len(c.response_ids) for c in episode.calls),
             "spliced_turns": sum(c.spliced for c in episode.calls),
+            "tool_call_parse_failures": sum(c.tool_call_parse_failures for c in episode.calls),
             "seconds": round(seconds, 3),
         }
 
