@@ -97,7 +97,9 @@ def test_unparsable_tool_call_comes_back_as_text_and_is_counted(smollm2_tokenize
 
     async def ask():
         oai = client(tuner)
-        r = await oai.chat.completions.create(model="policy", messages=[{"role": "user", "content": "2+3?"}], tools=TOOLS)
+        r = await oai.chat.completions.create(
+            model="policy", messages=[{"role": "user", "content": "2+3?"}], tools=TOOLS
+        )
         await oai.close()
         return r.choices[0]
 
