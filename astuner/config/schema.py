@@ -326,6 +326,13 @@ class DebugConfig(ConfigNode):
     )
     micro_batch_tokens: int = _f(4096, "Padded tokens per forward/backward pass.", min=64, backbones=("debug",))
     torch_threads: int = _f(0, "torch CPU threads for training; 0 keeps torch's default.", min=0, backbones=("debug",))
+    replay: str | None = _f(
+        None,
+        "A step record (launcher_record/<exp>/trajectories/step_N.jsonl): re-run that step's workflow and judge "
+        "on the recorded LLM replies, with no engine and no training, and report whether every episode came "
+        "out as recorded.",
+        backbones=("debug",),
+    )
 
 
 @dataclass

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from astuner.config.view import ComposedConfig
 from astuner.context.merge import merge_calls
 from astuner.context.types import LLMCall, Sample, jsonable
-from astuner.engine.protocol import Engine
+from astuner.engine.protocol import Engine, PerEpisodeEngine
 from astuner.env_service.instance import EnvInstance, EnvSessions
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.task_reader.task import Task
@@ -306,7 +306,8 @@ class RolloutRunner:
         activity = activity or _Activity()
         activity.set(episode_id, "workflow")
         assert self.engine is not None, "a runner built without an engine is bound to one per episode (bind)"
-        engine = _TrackedEngine(self.engine, activity, episode_id)
+        base = self.engine.for_episode(episode_id) if isinstance(self.engine, PerEpisodeEngine) else self.engine
+        engine = _TrackedEngine(base, activity, episode_id)
         tuner = ModelTuner(engine, self.renderer, tuner_settings, episode_id=episode_id, config=self.config)
         started = time.monotonic()
         episode = Episode(episode_id=episode_id, task_id=task.task_id, repeat_index=repeat_index, status="ok")
