@@ -222,9 +222,16 @@ def finish_reason(reply: Reply) -> str:
     return "length" if reply.finish_reason in ("length", "context_overflow") else "stop"
 
 
-def _usage(reply: Reply) -> dict[str, int]:
+def _envelope(prefix: str, kind: str, model_name: str, choice: dict[str, Any], reply: Reply) -> dict[str, Any]:
     p, c = len(reply.call.prompt_ids), len(reply.call.response_ids)
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+    return {
+        "id": f"{prefix}-{uuid.uuid4().hex}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": [choice],
+        "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+    }
 
 
 def _logprobs(reply: Reply, tokenizer: Any) -> dict[str, Any]:
@@ -259,14 +266,7 @@ def chat_response(reply: Reply, req: ParsedRequest, model_name: str, tokenizer: 
         "finish_reason": finish_reason(reply),
         "logprobs": _logprobs(reply, tokenizer) if req.logprobs else None,
     }
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": [choice],
-        "usage": _usage(reply),
-    }
+    return _envelope("chatcmpl", "chat.completion", model_name, choice, reply)
 
 
 def chat_chunks(response: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
@@ -300,14 +300,7 @@ def completion_response(reply: Reply, req: ParsedRequest, model_name: str, token
             "text_offset": None,
         }
     choice = {"index": 0, "text": reply.text, "finish_reason": finish_reason(reply), "logprobs": logprobs}
-    return {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": [choice],
-        "usage": _usage(reply),
-    }
+    return _envelope("cmpl", "text_completion", model_name, choice, reply)
 
 
 def models_response(model_name: str) -> dict[str, Any]:

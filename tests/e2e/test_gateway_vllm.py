@@ -3,7 +3,8 @@
 1. Token-exactness on a real engine: each tutorial's workflow (a real OpenAI SDK / LangGraph client)
    and its AgentScope mirror through ModelTuner (the same conversation), both greedy and one episode
    at a time, record the same prompts, the same sampled ids and the same samples, with zero drift.
-2. Each tutorial trains: two debug steps of its ``*_cpu.yaml`` from the command line.
+2. Each tutorial trains: two debug steps of its ``*_cpu.yaml`` from the command line; its second
+   step then replays identically from the records, with no engine.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import math
 import pytest
 
 from astuner import Task
+from astuner.config import load_config
 from astuner.engine.vllm_client import VllmEngine
 from astuner.records.trajectories import read_step
+from astuner.replay import replay_step
 from astuner.rollout.runner import RolloutRunner, RolloutSettings
 from astuner.task_judge.math_answer_as_judge import MathAnswerAsJudge
 from astuner.tuner.chat_render import ChatRenderer
@@ -111,3 +114,8 @@ def test_tutorial_trains_two_debug_steps(tmp_path, smollm2_dir, tutorial, conf):
         assert e["calls"][0]["finish_reason"] != "context_overflow" and e["samples"]
         for s in e["samples"]:
             assert len(s["loss_mask"]) == len(s["response_ids"]) == len(s["logprobs"]) and s["loss_mask"][-1] == 1
+    # record & replay: the step re-runs (workflow, real client, sandboxed tool, judge) with no engine, identically
+    report = replay_step(
+        load_config(conf, overrides, "debug", cwd=tmp_path), exp / "trajectories" / "step_000002.jsonl"
+    )
+    assert report.identical and len(report.episodes) == 8, report.lines()
