@@ -131,6 +131,11 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         content = m.get("content")
         if not (content is None or isinstance(content, (str, list))):
             raise _bad(f"messages[{i}].content", "must be a string, a list of content parts or null")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
+                raise _bad(
+                    f"messages[{i}].content[{j}]", 'only text parts ({"type": "text", "text": ...}) are supported'
+                )
         for j, call in enumerate(m.get("tool_calls") or []):
             if not (isinstance(call, dict) and isinstance(call.get("function"), dict) and call["function"].get("name")):
                 raise _bad(f"messages[{i}].tool_calls[{j}]", 'must be {"type": "function", "function": {"name", ...}}')

@@ -93,8 +93,15 @@ class ModelTuner(ChatModelBase):
         if self._endpoint is None:
             from astuner.gateway import shared_gateway
 
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError(
+                    "model_tuner.openai_endpoint() must be called inside the workflow's async execute(): "
+                    "the endpoint serves the episode on its running event loop"
+                ) from None
             gateway = shared_gateway()
-            self._gateway_key = gateway.register(self.llm, self.model_name, asyncio.get_running_loop())
+            self._gateway_key = gateway.register(self.llm, self.model_name, loop)
             self._endpoint = (gateway.base_url(self._gateway_key), gateway.api_key)
         return self._endpoint
 

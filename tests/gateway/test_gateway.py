@@ -150,6 +150,10 @@ CHAT = {"model": "policy", "messages": [{"role": "user", "content": "hi"}]}
         ({**CHAT, "stop": ["\n"]}, "stop"),
         ({**CHAT, "messages": []}, "messages"),
         ({**CHAT, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        (
+            {**CHAT, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "messages[0].content[0]",
+        ),
         ({**CHAT, "temperature": "hot"}, "temperature"),
         ({**CHAT, "tool_choice": "sometimes"}, "tool_choice"),
         ({**CHAT, "tool_choice": "required"}, "tool_choice"),  # no tools offered
@@ -232,3 +236,9 @@ def test_256_concurrent_requests_each_reach_their_own_episode(smollm2_tokenizer)
     for i, t in enumerate(tuners):
         (call,) = t.calls
         assert f"question {i}" in smollm2_tokenizer.decode(call.prompt_ids)
+
+
+def test_endpoint_outside_the_episode_loop_is_refused_with_a_reason(smollm2_tokenizer):
+    tuner, _ = make_tuner(smollm2_tokenizer, ["x"])
+    with pytest.raises(RuntimeError, match=r"inside the workflow's async execute\(\)"):
+        tuner.openai_endpoint()
