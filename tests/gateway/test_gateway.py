@@ -242,3 +242,25 @@ def test_endpoint_outside_the_episode_loop_is_refused_with_a_reason(smollm2_toke
     tuner, _ = make_tuner(smollm2_tokenizer, ["x"])
     with pytest.raises(RuntimeError, match=r"inside the workflow's async execute\(\)"):
         tuner.openai_endpoint()
+
+
+def test_replies_are_not_held_back_by_nagle(smollm2_tokenizer):
+    """Measured: without TCP_NODELAY each reply waited ~46 ms for a delayed ACK; with it ~2 ms (httpx)."""
+    import statistics
+    import time
+
+    tuner, _ = make_tuner(smollm2_tokenizer, ["ok"])
+
+    async def go():
+        base_url, api_key = tuner.openai_endpoint()
+        headers = {"Authorization": f"Bearer {api_key}"}
+        async with httpx.AsyncClient() as http:
+            times = []
+            for _ in range(21):
+                t0 = time.perf_counter()
+                r = await http.post(base_url + "/chat/completions", json=CHAT, headers=headers)
+                times.append(time.perf_counter() - t0)
+                assert r.status_code == 200
+        return statistics.median(times[1:])
+
+    assert asyncio.run(go()) < 0.025
