@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
@@ -35,19 +36,9 @@ async def execute_python_code(code: str) -> str:
     return (result.stdout + result.stderr).strip() or "(no output)"
 
 
-# The schema the model sees: @tool's own, with maxLength so a constrained call closes within max_tokens.
-TOOL_SCHEMA = {
-    "type": "function",
-    "function": {
-        "name": "execute_python_code",
-        "description": "Run Python code and return what it prints.",
-        "parameters": {
-            "type": "object",
-            "properties": {"code": {"type": "string", "maxLength": 80}},
-            "required": ["code"],
-        },
-    },
-}
+# The schema the model sees: the tool's own, with maxLength so that a constrained call closes within max_tokens.
+TOOL_SCHEMA = convert_to_openai_tool(execute_python_code)
+TOOL_SCHEMA["function"]["parameters"]["properties"]["code"]["maxLength"] = 80
 
 
 def build_graph(llm: ChatOpenAI):
