@@ -158,9 +158,29 @@ def main(argv: list[str] | None = None) -> int:
         for line in plan.summary():
             logger.info(line)
         return 0
+    if loaded.backbone == "debug" and loaded.astuner.debug.replay:
+        return _replay(loaded)
     for line in plan.notes:
         logger.info(line)
     return _run(args, loaded, backbone, plan, records_root)
+
+
+def _replay(loaded) -> int:
+    """``astuner.debug.replay=<step file>``: re-run a recorded step with no engine; writes no records.
+
+    Exit 0 when every episode came out as recorded, 1 when one differs, 2 when it cannot replay."""
+    from astuner.replay import ReplayError, replay_step
+    from astuner.task_reader import TaskReaderError
+
+    path = Path(loaded.astuner.debug.replay).expanduser()
+    path = path if path.is_absolute() else loaded.cwd / path
+    try:
+        report = replay_step(loaded, path)
+    except (ReplayError, TaskReaderError) as exc:
+        return _fail(str(exc))
+    for line in report.lines():
+        (logger.info if report.identical else logger.warning)(line)
+    return 0 if report.identical else 1
 
 
 def _run(args: argparse.Namespace, loaded, backbone, plan, records_root: Path) -> int:

@@ -185,6 +185,40 @@ class EngineConfig(ConfigNode):
     extra_args: list[str] = _f([], "More vLLM server arguments, passed through verbatim.", backbones=("debug",))
 
 
+# OpenAI request parameters the gateway cannot honour exactly (see astuner.gateway.openai_api)
+GATEWAY_UNSUPPORTED = (
+    "n",
+    "logit_bias",
+    "top_logprobs",
+    "model",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "parallel_tool_calls",
+    "echo",
+    "best_of",
+    "suffix",
+)
+
+
+@dataclass
+class GatewayConfig(ConfigNode):
+    """The per-episode OpenAI-compatible endpoint (``model_tuner.openai_endpoint()``).
+
+    Why a list and not a switch: a parameter astuner cannot honour exactly changes what would be
+    sampled, so by default such a request is answered 400 naming it; a user whose client always
+    sends one (say ``n=1`` is fine, but ``seed``) opts out per parameter, and every drop is counted.
+    """
+
+    ignore_unsupported: list[str] = _f(
+        [],
+        "OpenAI request parameters the gateway drops with a warning (counted as gateway_ignored_params) "
+        "instead of answering 400 naming them.",
+        choices=GATEWAY_UNSUPPORTED,
+    )
+
+
 @dataclass
 class RolloutConfig(ConfigNode):
     agentscope_workflow: str | None = _f(
@@ -208,6 +242,7 @@ class RolloutConfig(ConfigNode):
         min=0.0,
     )
     engine: EngineConfig = _sub(EngineConfig, "The inference engine astuner starts (debug backbone).")
+    gateway: GatewayConfig = _sub(GatewayConfig, "The per-episode OpenAI-compatible endpoint.")
 
 
 @dataclass
@@ -300,6 +335,13 @@ class DebugConfig(ConfigNode):
     )
     micro_batch_tokens: int = _f(4096, "Padded tokens per forward/backward pass.", min=64, backbones=("debug",))
     torch_threads: int = _f(0, "torch CPU threads for training; 0 keeps torch's default.", min=0, backbones=("debug",))
+    replay: str | None = _f(
+        None,
+        "A step record (launcher_record/<exp>/trajectories/step_N.jsonl): re-run that step's workflow and judge "
+        "on the recorded LLM replies, with no engine and no training, and report whether every episode came "
+        "out as recorded.",
+        backbones=("debug",),
+    )
 
 
 @dataclass

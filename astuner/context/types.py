@@ -29,6 +29,8 @@ class LLMCall:
         spliced: earlier sampled turns put back verbatim in this prompt.
         drift: earlier sampled turns that reappear in this prompt re-tokenized into other ids.
         madness: names of triggered checks with a reason, e.g. ``{"wrong_toolcall": "unknown tool 'x'"}``.
+        tool_call_parse_failures: ``<tool_call>`` blocks of the reply that did not parse (not JSON, no
+            name, arguments not an object, never closed); such a reply goes back to the agent as text.
         t_start / t_end: wall-clock seconds (time.time()).
     """
 
@@ -43,6 +45,7 @@ class LLMCall:
     spliced: int = 0
     drift: int = 0
     madness: dict[str, str] = field(default_factory=dict)
+    tool_call_parse_failures: int = 0
     t_start: float = 0.0
     t_end: float = 0.0
 

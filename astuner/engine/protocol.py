@@ -59,3 +59,10 @@ class Engine(Protocol):
     """Anything that turns prompt ids into a ``Completion``."""
 
     async def generate(self, prompt_ids: list[int], sampling: SamplingParams) -> Completion: ...
+
+
+@runtime_checkable
+class PerEpisodeEngine(Protocol):
+    """An engine that gives each episode its own (a replay answers each episode from its own recording)."""
+
+    def for_episode(self, episode_id: str) -> Engine: ...

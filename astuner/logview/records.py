@@ -60,6 +60,7 @@ def _summary(ep: dict[str, Any]) -> dict[str, Any]:
         "trained_tokens": sum(sum(s.get("loss_mask") or []) for s in samples),
         "tokens": sum(len(s.get("prompt_ids") or []) + len(s.get("response_ids") or []) for s in samples),
         "drift": sum(int(c.get("drift") or 0) for c in calls),
+        "tool_call_parse_failures": sum(int(c.get("tool_call_parse_failures") or 0) for c in calls),
         "seconds": _finite(metrics.get("seconds")),
     }
 
@@ -288,6 +289,7 @@ class ExperimentRecords:
                 {
                     k: c.get(k)
                     for k in ("index", "finish_reason", "messages", "tools", "response_text", "spliced", "drift")
+                    + ("tool_call_parse_failures",)
                 }
                 | {
                     "madness": c.get("madness") or {},

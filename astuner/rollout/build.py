@@ -24,6 +24,7 @@ def tuner_settings(cfg: AstunerConfig, temperature: float | None = None) -> Tune
         max_model_len=r.max_model_len,
         max_tokens_per_turn=r.max_response_length_in_one_turn,
         max_calls=r.multi_turn.max_steps,
+        gateway_ignore=tuple(r.gateway.ignore_unsupported),
     )
 
 

@@ -29,6 +29,8 @@ def rollout_metrics(episodes: Sequence[Episode], seconds: float) -> dict[str, fl
         "tokens_merged": total("tokens_merged"),
         "tokens_unmerged": total("tokens_unmerged"),
         "drift": total("drift"),
+        "tool_call_parse_failures": total("tool_call_parse_failures"),
+        "gateway_ignored_params": total("gateway_ignored_params"),
         "generated_tokens": generated,
         "generated_tokens_per_s": generated / seconds if seconds > 0 else 0.0,
         "rollout_seconds": seconds,

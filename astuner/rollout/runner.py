@@ -34,12 +34,12 @@ from tqdm import tqdm
 from astuner.config.view import ComposedConfig
 from astuner.context.merge import merge_calls
 from astuner.context.types import LLMCall, Sample, jsonable
-from astuner.engine.protocol import Engine
+from astuner.engine.protocol import Engine, PerEpisodeEngine
 from astuner.env_service.instance import EnvInstance, EnvSessions
 from astuner.task_judge.base_judge import BaseJudge
 from astuner.task_reader.task import Task
 from astuner.tuner.chat_render import ChatRenderer
-from astuner.tuner.model_tuner import ModelTuner, TunerSettings, TurnLimitReached
+from astuner.tuner.model_tuner import ModelTuner, TunerSettings
 from astuner.workflow.base import Workflow, WorkflowOutput, WorkflowTask
 
 
@@ -140,7 +140,8 @@ class Episode:
         advantage: set by the backbone once advantages are computed (None: not trained on).
         madness: triggered checks from the checklist; the reward was forced to agent_madness_reward.
         samples: training samples (empty for failed episodes).
-        metrics: calls, samples, tokens merged vs unmerged, drift, generated tokens, seconds.
+        metrics: calls, samples, tokens merged vs unmerged, drift, tool-call parse failures, OpenAI
+            parameters the gateway ignored, generated tokens, seconds.
     """
 
     episode_id: str
@@ -305,7 +306,8 @@ class RolloutRunner:
         activity = activity or _Activity()
         activity.set(episode_id, "workflow")
         assert self.engine is not None, "a runner built without an engine is bound to one per episode (bind)"
-        engine = _TrackedEngine(self.engine, activity, episode_id)
+        base = self.engine.for_episode(episode_id) if isinstance(self.engine, PerEpisodeEngine) else self.engine
+        engine = _TrackedEngine(base, activity, episode_id)
         tuner = ModelTuner(engine, self.renderer, tuner_settings, episode_id=episode_id, config=self.config)
         started = time.monotonic()
         episode = Episode(episode_id=episode_id, task_id=task.task_id, repeat_index=repeat_index, status="ok")
@@ -321,8 +323,14 @@ class RolloutRunner:
                 output = await asyncio.wait_for(
                     self.workflow_cls().execute(wtask, tuner), self.settings.episode_timeout
                 )
-            except TurnLimitReached:
+            except Exception:
+                # past max_steps the call raised TurnLimitReached, or (through the OpenAI endpoint) the
+                # client raised on the 409 it got: either way the episode was cut off, not failed
+                if not tuner.turn_limit_reached:
+                    raise
                 output = None
+            finally:
+                tuner.close()
             if tuner.turn_limit_reached:
                 # Cut off by rollout.multi_turn.max_steps: it did not finish, so it is not judged.
                 episode.turn_limit_reached = True
@@ -353,6 +361,7 @@ class RolloutRunner:
         episode.calls = list(tuner.calls)
         episode.context_overflow = tuner.context_overflow
         self._finish(episode, time.monotonic() - started)
+        episode.metrics.update(tuner.llm.counters)
         return episode
 
     async def _score(self, wtask: WorkflowTask, output: WorkflowOutput) -> tuple[float, bool]:
@@ -383,6 +392,7 @@ class RolloutRunner:
             **merged.metrics(),
             "generated_tokens": sum(len(c.response_ids) for c in episode.calls),
             "spliced_turns": sum(c.spliced for c in episode.calls),
+            "tool_call_parse_failures": sum(c.tool_call_parse_failures for c in episode.calls),
             "seconds": round(seconds, 3),
         }
 

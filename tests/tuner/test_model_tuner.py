@@ -82,6 +82,17 @@ def test_wrong_tool_calls_are_flagged(smollm2_tokenizer, reply, reason):
     assert reason in tuner.calls[0].madness["wrong_toolcall"]
     if "JSON" in reason:  # unusable: shown as text, no tool_use block
         assert [b["type"] for b in response.content] == ["text"]
+    # only a call that does not parse counts as a parse failure; an unknown tool or bad arguments parse
+    assert tuner.calls[0].tool_call_parse_failures == (1 if "JSON" in reason else 0)
+
+
+def test_unclosed_and_mixed_tool_calls_count_their_parse_failures(smollm2_tokenizer):
+    tuner, _ = make(smollm2_tokenizer, [CALL + "\n<tool_call>\n{broken\n</tool_call>", '<tool_call>\n{"name": "x"'])
+    mixed = run(tuner([{"role": "user", "content": "q"}], tools=TOOLS))
+    assert [b["type"] for b in mixed.content] == ["text", "tool_use"]  # the good call is used, the broken one shown
+    assert "{broken" in mixed.content[0]["text"] and tuner.calls[0].tool_call_parse_failures == 1
+    cut = run(tuner([{"role": "user", "content": "q"}], tools=TOOLS))
+    assert [b["type"] for b in cut.content] == ["text"] and tuner.calls[1].tool_call_parse_failures == 1
 
 
 def test_nonsense_is_flagged(smollm2_tokenizer):

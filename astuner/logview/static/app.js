@@ -236,6 +236,7 @@ async function stepPage(kind, step, query) {
     const flags = [
       ...e.madness.map((m) => el("span", { class: "badge mad" }, m)),
       e.drift ? el("span", { class: "badge drift" }, `drift ${e.drift}`) : null,
+      e.tool_call_parse_failures ? el("span", { class: "badge mad", title: "tool calls that did not parse (returned to the agent as text)" }, `unparsable tool call ${e.tool_call_parse_failures}`) : null,
       e.context_overflow ? el("span", { class: "badge mad" }, "context overflow") : null,
     ];
     body.append(el("tr", { class: "episode", "data-episode": e.episode_id, "data-status": e.status },

@@ -158,3 +158,23 @@ def test_two_timelines_get_the_runs_step_wise_grpo_advantage(
     for exp in scored:
         expected = (1 if exp.eid.run % 2 else -1) * 2**-0.5
         assert torch.allclose(exp.advantages[exp.action_mask], torch.tensor(expected), atol=1e-4)
+
+
+def test_the_openai_sdk_tutorial_runs_through_the_adapter(
+    engine, smollm2_dir, trinity_experiment, tmp_path, monkeypatch
+):
+    """The gateway under Trinity: the SDK tutorial's client reaches the endpoint its episode opened inside
+    Trinity's workflow, on Trinity's model wrapper; the forced tool call, the sandboxed tool's output as
+    context (action mask 0) and the answer come back as one token-exact experience per episode."""
+    workflow = REPO / "tutorial" / "example_openai_sdk" / "sdk_math_workflow.py"
+    overrides = [f"astuner.rollout.agentscope_workflow={workflow}->OpenAIMathWorkflow"]
+    records = tmp_path / "records"
+    _, experiences = _explore(trinity_experiment(), overrides, records, smollm2_dir, engine, monkeypatch)
+    episodes = [json.loads(x) for p in (records / "trajectories").glob("trinity_step_*") for x in p.open()]
+    assert len(episodes) == 4 and all(e["status"] == "ok" for e in episodes), [e["error"] for e in episodes]
+    for e in episodes:
+        first = e["calls"][0]
+        assert "<tool_call>" in first["response_text"] and len(e["calls"]) >= 2
+        assert first["tools"][0]["function"]["parameters"]["properties"]["code"]["maxLength"] == 80  # the SDK's tools
+        assert e["metrics"]["drift"] == 0 and e["calls"][1]["spliced"] == 1
+    assert experiences and all(bool((~exp.action_mask).any()) for exp in experiences)  # tool output: not trained

@@ -5,7 +5,8 @@ Real: verl's ``RLHFDataset`` reading astuner's parquet rows, ``GlobalRequestLoad
 ``AstunerAgentLoop`` from the generated agent-loop YAML), verl's batch padding, and verl's GRPO
 advantage (``core_algos.compute_grpo_outcome_advantage``). Replaced: only the vLLM server, by
 ``TokenServer`` (same ``generate`` call). The workflow is the tutorial's math agent (ReActAgent),
-judged by ``MathAnswerAsJudge``, through astuner's unchanged rollout, recording and merging code.
+judged by ``MathAnswerAsJudge``, through astuner's unchanged rollout, recording and merging code,
+and an OpenAI SDK agent, whose client reaches the gateway the worker actor starts.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 N_REPEAT = 2
+REPO = Path(__file__).resolve().parents[3]
+# an OpenAI SDK agent: its client reaches the gateway that the AgentLoopWorker actor starts for it (not the
+# SDK tutorial: its forced first tool call needs constrained decoding, which verl's CPU env has no vllm for)
+SDK_WORKFLOW = f"{REPO / 'tests' / 'gateway' / 'sdk_loop_workflow.py'}->SdkLoop"
 
 
 def _batch(config, tokenizer):
@@ -30,7 +36,8 @@ def _batch(config, tokenizer):
     return batch.repeat(repeat_times=config.actor_rollout_ref.rollout.n, interleave=True)
 
 
-def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experiment, tmp_path):
+@pytest.mark.parametrize("workflow", [None, SDK_WORKFLOW], ids=["agentscope", "openai_sdk"])
+def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experiment, tmp_path, workflow):
     # A model folder, not the tokenizer alone: verl's workers read its config.json and generation_config.json.
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
@@ -45,6 +52,7 @@ def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experimen
     from tests.backbone.verl.token_server import TokenServer
 
     overrides = ["+actor_rollout_ref.rollout.agent.num_workers=1"]
+    overrides += [f"astuner.rollout.agentscope_workflow={workflow}"] if workflow else []
     loaded = load_config(verl_experiment(model_path=str(smollm2_dir)), overrides, backbone="verl")
     reader = build_task_reader(loaded.astuner.task_reader)
     records = tmp_path / "records"
@@ -93,4 +101,6 @@ def test_episodes_come_back_as_verl_batch(local_ray, smollm2_dir, verl_experimen
     lines = [json.loads(x) for p in (records / "trajectories").glob("verl_step_000007.*.jsonl") for x in p.open()]
     assert len(lines) == 2 * N_REPEAT and {e["status"] for e in lines} == {"ok"}
     assert sorted(e["reward"] for e in lines) == [0.0, 0.0, 1.0, 1.0]
+    first_roles = {e["calls"][0]["messages"][0]["role"] for e in lines}
+    assert first_roles == ({"user"} if workflow else {"system"})  # the SDK agent has no system prompt: it ran
     assert Path(config.actor_rollout_ref.rollout.agent.agent_loop_config_path).is_file()
