@@ -28,6 +28,7 @@ ADAPTER_KEYS = (
     "rollout.multi_turn.max_steps",
     "rollout.max_response_length_in_one_turn",
     "rollout.episode_timeout",
+    "rollout.gateway",
     "task_judge",
 )
 
