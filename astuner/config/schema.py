@@ -288,6 +288,23 @@ class TrainerCommonConfig(ConfigNode):
 
 
 @dataclass
+class DynamicSamplingConfig(ConfigNode):
+    enable: bool = _f(
+        False,
+        "Drop task groups whose rewards are all equal and roll out fresh tasks until the step holds "
+        "data.train_batch_size groups with signal (DAPO's dynamic sampling).",
+        backbones=("debug",),
+    )
+    max_extra_batches: int = _f(
+        2,
+        "Most extra batches of data.train_batch_size tasks rolled out per step to refill it; then the step "
+        "trains on the groups it has.",
+        min=0,
+        backbones=("debug",),
+    )
+
+
+@dataclass
 class AlgorithmConfig(ConfigNode):
     adv_estimator: str = _f("grpo", "Advantage estimator.", choices=("grpo", "rloo", "reinforce_plus_plus"))
     norm_adv_by_std: bool = _f(True, "GRPO: divide by the group's reward std (false: only subtract the mean).")
@@ -301,6 +318,7 @@ class AlgorithmConfig(ConfigNode):
         "Weight of a KL-to-frozen-reference loss term (k3 estimator); 0 turns it (and the reference) off.",
         min=0.0,
     )
+    dynamic_sampling: DynamicSamplingConfig = _sub(DynamicSamplingConfig, "Train only on groups with signal.")
 
 
 @dataclass

@@ -199,3 +199,49 @@ def test_interrupted_then_resumed_ends_with_identical_weights(experiment_yaml, u
     assert final_hash(exp) == final_hash(uninterrupted[0])
     assert [r["step"] for r in metrics(exp) if r["phase"] == "train"] == [1, 2, 3, 4]
     assert complete_checkpoints(exp) == ["step_1", "step_2", "step_3", "step_4"]
+
+
+def test_dynamic_sampling_refills_groups_without_signal_up_to_its_cap(experiment_yaml, tmp_path):
+    """Real engine and runner: zero-signal groups are dropped, further tasks rolled out, at most
+    ``max_extra_batches`` extra batches per step; the step trains on the groups with signal only."""
+    from astuner.backbone.debug.checkpoint import TrainState
+    from astuner.backbone.debug.run import batch_for
+    from astuner.task_reader import build_task_reader
+    from tests.e2e.signal_workflow import has_signal
+
+    config = json.loads(json.dumps(CONFIG))
+    config["astuner"]["rollout"]["agentscope_workflow"] = f"{HERE / 'signal_workflow.py'}->SignalWorkflow"
+    config["astuner"]["algorithm"] = {"dynamic_sampling": {"enable": True, "max_extra_batches": 2}}
+    config["astuner"]["trainer_common"] = {"total_training_steps": 3, "save_freq": 3, "test_freq": 3}
+    config["astuner"]["debug"]["rollout_only"] = True
+    conf = experiment_yaml.parent / "signal.yaml"  # beside the module's YAML: the same kept engine
+    conf.write_text(yaml.safe_dump(config, sort_keys=False) + SEED_HEADER)
+    proc = astuner(["--conf", str(conf)], tmp_path)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+
+    # What the run must have done, from the same task order the run uses
+    loaded = load_config(conf)
+    train = build_task_reader(loaded.astuner.task_reader).get_training_tasks()
+    state, expected = TrainState(), []
+    for _ in range(3):
+        batch, state = batch_for(train, state, 2, loaded.astuner.trainer_common.seed)
+        rolled, rounds = [t.task_id for t in batch], 1
+        while sum(map(has_signal, rolled)) < 2 and rounds <= 2:
+            more, after = batch_for(train, state, 2, loaded.astuner.trainer_common.seed)
+            state = TrainState(step=state.step, epoch=after.epoch, batch_index=after.batch_index)
+            rolled += [t.task_id for t in more if t.task_id not in rolled]
+            rounds += 1
+        expected.append((len(rolled), min(2, sum(map(has_signal, rolled))), rounds))
+    assert any(rounds > 1 for *_, rounds in expected), "the seeded order should need a refill somewhere"
+    assert any(rounds == 3 and kept < 2 for _, kept, rounds in expected), "and hit the cap somewhere"
+
+    exp = tmp_path / "launcher_record" / "signal"
+    steps = [m for m in metrics(exp) if m.get("phase") == "train"]
+    got = [(m["groups_generated"], m["groups_kept"], m["sampling_rounds"]) for m in steps]
+    assert got == expected
+    for m in steps:
+        assert m["groups_dropped"] + m["groups_kept"] + m["groups_unused"] == m["groups_generated"]
+        assert m["zero_signal_groups"] == 0  # what trains has signal only
+    step_1 = [json.loads(x) for x in (exp / "trajectories" / "step_000001.jsonl").read_text().splitlines()]
+    assert len({e["task_id"] for e in step_1}) == expected[0][0]  # every rolled-out group is recorded

@@ -22,6 +22,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from astuner.algo.advantages import compute_advantages, zero_signal_groups
+from astuner.algo.dynamic_sampling import GroupFilter
 from astuner.algo.semantics import enters_group
 from astuner.backbone.debug.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
 from astuner.config.load import LoadedConfig
@@ -183,7 +184,8 @@ class DebugRun:
             guard = FailedStepGuard(cfg.trainer_common.max_failed_steps)
             while state.step < total:
                 batch, state = batch_for(self.train_tasks, state, cfg.data.train_batch_size, cfg.trainer_common.seed)
-                guard.observe(state.step, await self._step(runner, trainer, sync, batch, state, probe, total))
+                episodes, state = await self._step(runner, trainer, sync, batch, state, probe, total)
+                guard.observe(state.step, episodes)
                 if state.step % cfg.trainer_common.test_freq == 0 or state.step == total:
                     await self._validate(runner, state.step)
                 if trainer is not None and (state.step % cfg.trainer_common.save_freq == 0 or state.step == total):
@@ -195,14 +197,37 @@ class DebugRun:
                 await runner.env.aclose()
             await engine.aclose()
 
-    async def _step(self, runner, trainer, sync, batch, state, probe, total) -> list[Episode]:
+    async def _rollout(self, runner, batch, state, total) -> tuple[list[Episode], list[Episode], TrainState, dict]:
+        """The step's episodes, the ones it trains on, the position in the task order after them, and metrics.
+
+        With ``algorithm.dynamic_sampling`` groups without signal are dropped and further batches of the
+        task order are rolled out (tasks already in this step skipped) until ``train_batch_size`` groups
+        with signal are in or ``max_extra_batches`` extra batches were rolled out.
+        """
+        episodes = await runner.run(batch, step=state.step, desc=f"/{total} rollout")
+        ds = self.cfg.algorithm.dynamic_sampling
+        if not ds.enable:
+            return episodes, episodes, state, {}
+        groups = GroupFilter(len(batch))
+        groups.add(episodes)
+        while not groups.full and groups.rounds <= ds.max_extra_batches:
+            more, after = batch_for(self.train_tasks, state, len(batch), self.cfg.trainer_common.seed)
+            state = dataclasses.replace(after, step=state.step)  # the refill moves through the order, not the steps
+            fresh = [t for t in more if t.task_id not in groups.seen()]
+            new = await runner.run(fresh, step=state.step, desc=f"/{total} refill {groups.rounds}") if fresh else []
+            episodes += new
+            groups.add(new)
+        return episodes, groups.trained(episodes), state, groups.metrics()
+
+    async def _step(self, runner, trainer, sync, batch, state, probe, total) -> tuple[list[Episode], TrainState]:
         t0 = time.monotonic()
         # phase lines mark where a step is (in astuner.log), e.g. for an interruption report
         logger.debug(f"phase rollout step {state.step}")
-        episodes = await runner.run(batch, step=state.step, desc=f"/{total} rollout")
+        episodes, trained, state, sampling = await self._rollout(runner, batch, state, total)
         rollout_s = time.monotonic() - t0
         metrics: dict[str, Any] = {"phase": "train", "epoch": state.epoch, **rollout_metrics(episodes, rollout_s)}
-        items = self._train_items(episodes, metrics)
+        metrics.update(sampling)
+        items = self._train_items(trained, metrics)
         if trainer is not None and items:
             bar = tqdm(
                 desc=f"step {state.step}/{total} update",
@@ -228,15 +253,19 @@ class DebugRun:
         write_step(self.experiment.trajectories_dir, state.step, episodes)
         assert self.sinks is not None
         self.sinks.log(state.step, metrics)
+        groups = (
+            f"groups kept {metrics['groups_kept']}/{len(batch)} of {metrics['groups_generated']} rolled out"
+            if sampling
+            else f"zero-signal groups {metrics['zero_signal_groups']}/{len(batch)}"
+        )
         logger.info(
             f"step {state.step}/{total}: reward {metrics['reward_mean']:.3f} ± {metrics['reward_std']:.3f}, "
             f"success {metrics['success_rate']:.1%}, "
-            f"failed {metrics['episodes_failed'] + metrics['episodes_timeout']}, "
-            f"zero-signal groups {metrics['zero_signal_groups']}/{len(batch)}, "
+            f"failed {metrics['episodes_failed'] + metrics['episodes_timeout']}, {groups}, "
             f"rollout {rollout_s:.0f}s, train {metrics.get('train_seconds', 0):.0f}s, "
             f"sync {metrics.get('sync_seconds', 0):.1f}s"
         )
-        return episodes
+        return episodes, state
 
     def _train_items(self, episodes: list[Episode], metrics: dict[str, Any]):
         """Every sample of the episodes that enter their group, with the episode's advantage.

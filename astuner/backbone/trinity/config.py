@@ -317,6 +317,16 @@ def algorithm_issues(loaded: LoadedConfig) -> list[ConfigIssue]:
     per episode) exists for GRPO only, and always divides by the group's reward std."""
     cfg = loaded.astuner
     keep, estimator = cfg.rollout.multi_turn.max_sample_per_task, cfg.algorithm.adv_estimator
+    if cfg.algorithm.dynamic_sampling.enable:
+        return [
+            ConfigIssue(
+                "astuner.algorithm.dynamic_sampling.enable",
+                "= true has no Trinity-RFT 0.6.0 equivalent: Trinity can drop groups without signal "
+                "(trinity.algorithm.advantage_fn_args.std_threshold) but never rolls out fresh tasks to "
+                "refill the step; use --backbone=debug",
+                str(loaded.yaml_path),
+            )
+        ]
     if keep > 1 and estimator != "grpo":
         return [
             ConfigIssue(

@@ -194,6 +194,17 @@ def algorithm_issues(loaded: LoadedConfig, config: Any) -> list[ConfigIssue]:
     display = str(loaded.yaml_path)
     keep = loaded.astuner.rollout.multi_turn.max_sample_per_task
     estimator = loaded.astuner.algorithm.adv_estimator
+    if loaded.astuner.algorithm.dynamic_sampling.enable:
+        return [
+            ConfigIssue(
+                "astuner.algorithm.dynamic_sampling.enable",
+                "= true is not mapped to verl yet: verl 0.9.1's v1 trainer refills filtered groups "
+                "(algorithm.filter_groups) with no cap on extra rollouts (its replay buffer ignores "
+                "max_num_gen_batches), unlike astuner's max_extra_batches; use --backbone=debug, or set "
+                "verl's own algorithm.filter_groups (enable: true, metric: reward) and leave this off",
+                display,
+            )
+        ]
     if not bool(config.trainer.use_v1):
         return [
             ConfigIssue(

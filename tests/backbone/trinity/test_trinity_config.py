@@ -166,3 +166,10 @@ def test_dry_run_reports_trinitys_rejection_on_one_line(tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     (line,) = [x for x in bad.stderr.splitlines() if x.startswith("astuner: error:")]
     assert "(trinity): Trinity-RFT 0.6.0 rejects the translated config" in line and "exceeds `max_model_len`" in line
+
+
+def test_dynamic_sampling_is_refused_with_why(trinity_experiment, tmp_path):
+    loaded = load_config(trinity_experiment(), ["astuner.algorithm.dynamic_sampling.enable=true"], backbone="trinity")
+    with pytest.raises(ConfigError, match=r"has no Trinity-RFT 0.6.0 equivalent") as err:
+        to_trinity(loaded, tmp_path)
+    assert "std_threshold" in str(err.value) and "--backbone=debug" in str(err.value)

@@ -186,3 +186,11 @@ def test_translated_keys_are_plain_dataclass_values():
     for key in TO_VERL:
         _get(cfg, key)
     assert dataclasses.is_dataclass(cfg)
+
+
+def test_dynamic_sampling_is_refused_with_what_to_do(verl_experiment, tmp_path):
+    """verl's own group filter refills without a cap, so astuner's capped dynamic sampling is not mapped."""
+    on = "astuner.algorithm.dynamic_sampling.enable=true"
+    with pytest.raises(ConfigError, match=r"dynamic_sampling.enable: = true is not mapped to verl yet") as err:
+        to_verl(load_config(verl_experiment(), [on], backbone="verl"), tmp_path)
+    assert "max_num_gen_batches" in str(err.value) and "algorithm.filter_groups" in str(err.value)
