@@ -31,6 +31,7 @@ class LLMCall:
         madness: names of triggered checks with a reason, e.g. ``{"wrong_toolcall": "unknown tool 'x'"}``.
         tool_call_parse_failures: ``<tool_call>`` blocks of the reply that did not parse (not JSON, no
             name, arguments not an object, never closed); such a reply goes back to the agent as text.
+        tool_calls: the reply's tool calls that parsed (what the agent received as calls).
         t_start / t_end: wall-clock seconds (time.time()).
     """
 
@@ -46,6 +47,7 @@ class LLMCall:
     drift: int = 0
     madness: dict[str, str] = field(default_factory=dict)
     tool_call_parse_failures: int = 0
+    tool_calls: int = 0
     t_start: float = 0.0
     t_end: float = 0.0
 

@@ -8,6 +8,27 @@ from collections.abc import Sequence
 from astuner.rollout.runner import Episode
 
 
+def tool_use_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """How the agent acts: LLM calls (turns) and parsed tool calls per episode, the share of finished
+    episodes that called a tool, and success with and without one (NaN where no episode qualifies).
+
+    Why: reward alone cannot tell an agent that learned to use its tool from one that learned to
+    answer in one guess; these can (the main job's first versions did the latter).
+    """
+    ok = [e for e in episodes if e.status == "ok"]
+    used = [e for e in ok if e.metrics.get("tool_calls", 0) > 0]
+    unused = [e for e in ok if e.metrics.get("tool_calls", 0) == 0]
+    rate = lambda es: statistics.fmean(bool(e.is_success) for e in es) if es else float("nan")  # noqa: E731
+    per = lambda key: statistics.fmean(e.metrics.get(key, 0) for e in episodes) if episodes else float("nan")  # noqa: E731
+    return {
+        "turns_per_episode": per("calls"),
+        "tool_calls_per_episode": per("tool_calls"),
+        "tool_use_rate": len(used) / len(ok) if ok else float("nan"),
+        "success_with_tool": rate(used),
+        "success_without_tool": rate(unused),
+    }
+
+
 def rollout_metrics(episodes: Sequence[Episode], seconds: float) -> dict[str, float]:
     ok = [e for e in episodes if e.status == "ok"]
     rewards = [e.reward for e in ok if e.reward is not None]
@@ -30,6 +51,8 @@ def rollout_metrics(episodes: Sequence[Episode], seconds: float) -> dict[str, fl
         "tokens_unmerged": total("tokens_unmerged"),
         "drift": total("drift"),
         "tool_call_parse_failures": total("tool_call_parse_failures"),
+        "tool_calls": total("tool_calls"),
+        **tool_use_metrics(episodes),
         "gateway_ignored_params": total("gateway_ignored_params"),
         "generated_tokens": generated,
         "generated_tokens_per_s": generated / seconds if seconds > 0 else 0.0,

@@ -393,6 +393,7 @@ class RolloutRunner:
             "generated_tokens": sum(len(c.response_ids) for c in episode.calls),
             "spliced_turns": sum(c.spliced for c in episode.calls),
             "tool_call_parse_failures": sum(c.tool_call_parse_failures for c in episode.calls),
+            "tool_calls": sum(c.tool_calls for c in episode.calls),
             "seconds": round(seconds, 3),
         }
 

@@ -33,7 +33,7 @@ def test_overview(browser, viewer_url):
     ]
     assert [r.find_element(By.CSS_SELECTOR, ".reward").text for r in rows] == ["0.250", "0.400", "0.600", "0.750"]
     charts = {c.get_attribute("data-chart") for c in css(browser, ".chart")}
-    assert {"reward_mean", "success_rate", "madness_rate"} <= charts
+    assert {"reward_mean", "success_rate", "madness_rate", "tool_use_rate", "turns_per_episode"} <= charts
     assert len(css(browser, ".chart[data-chart=reward_mean] polyline")) == 2  # train and validation
     assert "experiment_name: viewer" in browser.find_element(By.ID, "config").get_attribute("textContent")
     assert not browser.find_element(By.ID, "live").is_displayed()  # no run holds the folder

@@ -261,6 +261,8 @@ class DebugRun:
         logger.info(
             f"step {state.step}/{total}: reward {metrics['reward_mean']:.3f} ± {metrics['reward_std']:.3f}, "
             f"success {metrics['success_rate']:.1%}, "
+            f"tool use {metrics['tool_use_rate']:.0%} ({metrics['tool_calls_per_episode']:.1f} calls, "
+            f"{metrics['turns_per_episode']:.1f} turns per episode), "
             f"failed {metrics['episodes_failed'] + metrics['episodes_timeout']}, {groups}, "
             f"rollout {rollout_s:.0f}s, train {metrics.get('train_seconds', 0):.0f}s, "
             f"sync {metrics.get('sync_seconds', 0):.1f}s"
@@ -302,6 +304,6 @@ class DebugRun:
         assert self.sinks is not None
         self.sinks.log(step, {"phase": "validation", **{f"val/{k}": v for k, v in m.items()}})
         logger.info(
-            f"validation at step {step}: reward {m['reward_mean']:.3f}, success {m['success_rate']:.1%} "
-            f"({len(episodes)} tasks, greedy)"
+            f"validation at step {step}: reward {m['reward_mean']:.3f}, success {m['success_rate']:.1%}, "
+            f"tool use {m['tool_use_rate']:.0%} ({len(episodes)} tasks, greedy)"
         )

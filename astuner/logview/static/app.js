@@ -112,6 +112,8 @@ function renderOverview(ov) {
     chart("reward", train, "reward_mean", val, "val/reward_mean"),
     chart("success rate", train, "success_rate", val, "val/success_rate"),
     chart("madness rate", train, "madness_rate", val, "val/madness_rate"),
+    chart("tool-use rate", train, "tool_use_rate", val, "val/tool_use_rate"),
+    chart("turns per episode", train, "turns_per_episode", val, "val/turns_per_episode"),
     chart("failed + timed-out episodes", train.map((m) => ({ step: m.step, v: (m.episodes_failed || 0) + (m.episodes_timeout || 0) })), "v"),
     chart("step seconds", train, "step_seconds"),
   );
