@@ -97,21 +97,41 @@ def test_tutorial_episodes_equal_model_tuner_episodes_of_the_same_conversation(v
         assert a.reward == b.reward
 
 
+TRAIN_OVERRIDES = [
+    "astuner.trainer_common.total_training_steps=2",
+    "astuner.trainer_common.val_before_train=false",
+    "astuner.trainer_common.test_freq=100",
+    "astuner.trainer_common.save_freq=100",
+    "astuner.trainer_common.logger=[console]",
+    "astuner.task_reader.arithmetic.num_validation=2",
+    "astuner.data.train_batch_size=2",
+    "astuner.rollout.num_repeat=2",
+    "astuner.rollout.max_num_seqs=8",
+    "astuner.rollout.max_response_length_in_one_turn=64",
+    "astuner.rollout.max_model_len=1280",
+    # the three tutorials' runs share one engine (same settings): started once, stopped after the last
+    "astuner.rollout.engine.keep_alive=true",
+]
+
+
+@pytest.fixture(scope="module")
+def kept_engine(smollm2_dir, tmp_path_factory):
+    """Stops the engine the training runs kept alive for each other (found by its settings' fingerprint)."""
+    yield
+    from astuner.model import resolve_model_path
+    from astuner.processes import stop_process_group
+    from astuner.rollout.build import vllm_server
+
+    loaded = load_config(SDK_DIR / "openai_math_cpu.yaml", TRAIN_OVERRIDES, "debug")
+    server = vllm_server(loaded.astuner, resolve_model_path("builtin:smollm2-135m"), tmp_path_factory.mktemp("x") / "l")
+    if server.state_path.is_file():
+        stop_process_group(json.loads(server.state_path.read_text())["pid"], "kept vLLM")
+        server.state_path.unlink()
+
+
 @TUTORIALS
-def test_tutorial_trains_two_debug_steps(tmp_path, smollm2_dir, tutorial, conf):
-    overrides = [
-        "astuner.trainer_common.total_training_steps=2",
-        "astuner.trainer_common.val_before_train=false",
-        "astuner.trainer_common.test_freq=100",
-        "astuner.trainer_common.save_freq=100",
-        "astuner.trainer_common.logger=[console]",
-        "astuner.task_reader.arithmetic.num_validation=2",
-        "astuner.data.train_batch_size=2",
-        "astuner.rollout.num_repeat=4",
-        "astuner.rollout.max_num_seqs=8",
-        "astuner.rollout.max_response_length_in_one_turn=64",
-        "astuner.rollout.max_model_len=1280",
-    ]
+def test_tutorial_trains_two_debug_steps(tmp_path, smollm2_dir, kept_engine, tutorial, conf):
+    overrides = TRAIN_OVERRIDES
     run = LiveRun(["--conf", str(conf), "--backbone=debug", "--exp-dir", str(tmp_path), *overrides], tmp_path)
     assert run.wait(timeout=600) == 0, run.output[-4000:]
     exp = tmp_path / conf.stem
@@ -129,4 +149,4 @@ def test_tutorial_trains_two_debug_steps(tmp_path, smollm2_dir, tutorial, conf):
     report = replay_step(
         load_config(conf, overrides, "debug", cwd=tmp_path), exp / "trajectories" / "step_000002.jsonl"
     )
-    assert report.identical and len(report.episodes) == 8, report.lines()
+    assert report.identical and len(report.episodes) == 4, report.lines()
