@@ -14,7 +14,7 @@ On any other version it changes nothing. astuner's plan puts this folder on ``TR
 only for colocate mode, so ``mode: both`` is untouched.
 
 Delete this file (and ``COLOCATE_FIX_VERSIONS`` in ``astuner/backbone/trinity/config.py``) once a
-trinity-rft release carries PR #603; ``tests/backbone/trinity/test_colocate_plugin.py`` pins the
+trinity-rft release carries PR #603; ``tests/backbone/trinity/test_trinity_colocate_plugin.py`` pins the
 symbols used here and fails on a version this was not written for.
 """
 
