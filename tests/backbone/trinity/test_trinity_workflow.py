@@ -167,7 +167,13 @@ def test_the_openai_sdk_tutorial_runs_through_the_adapter(
     Trinity's workflow, on Trinity's model wrapper; the forced tool call, the sandboxed tool's output as
     context (action mask 0) and the answer come back as one token-exact experience per episode."""
     workflow = REPO / "tutorial" / "example_openai_sdk" / "sdk_math_workflow.py"
-    overrides = [f"astuner.rollout.agentscope_workflow={workflow}->OpenAIMathWorkflow"]
+    overrides = [
+        f"astuner.rollout.agentscope_workflow={workflow}->OpenAIMathWorkflow",
+        # greedy, and room for the whole forced call (code up to 80 characters in JSON): at 64 tokens a
+        # turn a sampled call was once cut mid-string, so it did not parse and the episode ended there
+        "astuner.rollout.temperature=0.0",
+        "astuner.rollout.max_response_length_in_one_turn=192",
+    ]
     records = tmp_path / "records"
     _, experiences = _explore(trinity_experiment(), overrides, records, smollm2_dir, engine, monkeypatch)
     episodes = [json.loads(x) for p in (records / "trajectories").glob("trinity_step_*") for x in p.open()]
