@@ -69,10 +69,11 @@ class TrinityBackbone:
         notes = list(translation.warnings)
         if not validation:
             notes.append("no validation tasks: Trinity's evaluation is off (no eval taskset)")
+        release = trinity_version()
         env, outline = (
             {},
             [
-                f"Trinity-RFT {trinity_version()}'s config check passed (cluster: {cluster.node_num} node(s) x "
+                f"Trinity-RFT {release}'s config check passed (cluster: {cluster.node_num} node(s) x "
                 f"{cluster.gpu_per_node} GPUs, {cluster.origin})"
             ],
         )
@@ -82,10 +83,10 @@ class TrinityBackbone:
                 f"{translation.config['explorer']['rollout_model']['gpu_memory_utilization']} of its memory, "
                 "weights are synced in memory)"
             )
-            if trinity_version() in COLOCATE_FIX_VERSIONS:
+            if release in COLOCATE_FIX_VERSIONS:
                 env = colocate_plugin_env()
                 outline.append(
-                    f"Trinity-RFT {trinity_version()} colocate start-up fix (Trinity-RFT #602, fixed upstream by "
+                    f"Trinity-RFT {release} colocate start-up fix (Trinity-RFT #602, fixed upstream by "
                     f"PR #603) loaded as a Trinity plugin: {PLUGIN_DIRS_VAR}={env[PLUGIN_DIRS_VAR]}"
                 )
         config_path = trinity_dir / "trinity_config.yaml"
