@@ -120,7 +120,7 @@ def _setup_console_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 a failed run)."""
+    """Run the CLI; returns the exit code: 0 ok, 1 a failed run, 2 bad input (flags, config), 130 interrupted."""
     from astuner.backbone import get_backbone
     from astuner.backbone.handover import BACKBONE_ENVS, find_backbone_python, hand_over, installed_here
     from astuner.config.errors import ConfigError

@@ -1,6 +1,6 @@
 """One algorithm on every backbone: the decisions astuner takes once, for debug, verl and Trinity.
 
-README "One algorithm on every backbone" has the table (one row per decision, one column per
+docs/concepts/algorithm.md has the table (one row per decision, one column per
 backbone: the translated key, the adapter behaviour or the config error that makes it hold); the
 parity tests (``tests/backbone/{verl,trinity}/test_*_algorithm_parity.py``) call each backbone's own
 functions on one batch and compare. The rows, as astuner computes them (``B`` = data.train_batch_size,

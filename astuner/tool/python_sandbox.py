@@ -1,5 +1,6 @@
 """A python-execution tool for agents that is safe to run thousands of times during RL.
 
+--8<-- [start:layers] (docs/quality/security.md includes this part)
 AgentScope's ``execute_python_code`` runs a plain subprocess with the whole environment (API keys
 included), open network, a model-chosen timeout that a child process defeats, and it hangs on more
 than 64 KiB of output. During RL a policy explores: it will eventually print forever, fork, allocate
@@ -50,6 +51,7 @@ Not contained in any mode: memory summed over processes. RLIMIT_AS binds each pr
 limit would bound the sum; astuner does not create cgroups). Nor does anything stop the code from
 creating user namespaces (more kernel surface, no more reach: it keeps its uid, limits and Landlock
 domain).
+--8<-- [end:layers]
 """
 
 from __future__ import annotations

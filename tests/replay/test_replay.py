@@ -74,8 +74,10 @@ def recorded(tmp_path, minimal_experiment, smollm2_tokenizer):
 def test_a_recorded_step_replays_identically(recorded):
     conf, loaded, path, episodes = recorded
     assert [e.status for e in episodes] == ["ok"] * 4 and {e.reward for e in episodes} == {0.0, 1.0}
+    # --8<-- [start:replay]
     report = replay_step(loaded, path)
     assert report.identical, report.lines()
+    # --8<-- [end:replay]
     assert [e.replayed.reward for e in report.episodes] == [e.reward for e in episodes]
     assert [e.replayed.samples for e in report.episodes] == [e.samples for e in episodes]
     assert report.lines() == [f"replayed 4 episode(s) of {path.name}: 4 identical to the recording"]

@@ -150,6 +150,7 @@ class AskUntilCut(Workflow):
             await model_tuner([{"role": "user", "content": workflow_task.task.main_query}])
 
 
+# --8<-- [start:calls-left]
 class StopsInTime(Workflow):
     """Finishes gracefully when the tuner says no call is left."""
 
@@ -159,6 +160,7 @@ class StopsInTime(Workflow):
             response = await model_tuner([{"role": "user", "content": workflow_task.task.main_query}])
             text = response.content[0]["text"]
         return WorkflowOutput(metadata={"final_answer": text})
+        # --8<-- [end:calls-left]
 
 
 def test_turn_cap_ends_the_episode_flagged_with_reward_zero(smollm2_tokenizer):
@@ -178,12 +180,14 @@ def test_workflow_that_checks_calls_left_is_judged_normally(smollm2_tokenizer):
     assert all(not e.turn_limit_reached and len(e.calls) == 2 and e.reward == 1.0 for e in episodes)
 
 
+# --8<-- [start:reads-config]
 class ReadsConfig(Workflow):
     async def execute(self, workflow_task, model_tuner):
         cfg = model_tuner.config
         return WorkflowOutput(
             reward=1.0, metadata={"board": cfg.game.board_size, "len": cfg.astuner.rollout.max_model_len}
         )
+        # --8<-- [end:reads-config]
 
 
 def test_bound_runner_shares_its_parts_and_episodes_see_the_config(smollm2_tokenizer):

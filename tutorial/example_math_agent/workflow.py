@@ -1,4 +1,5 @@
-# The tutorial's workflow (train_your_first_agent.zh.md), as written there, with two changes:
+# --8<-- [start:changes]
+# The tutorial's workflow (docs/tutorial/train_your_first_agent.md), as written there, with two changes:
 # - the tutorial's `model=model_tuner # use model_tuner as model,` puts the comma inside the
 #   comment, which is a SyntaxError; the comma is moved before the comment;
 # - `execute_python_code` comes from astuner.tool instead of agentscope.tool: same call shape, but
@@ -6,6 +7,9 @@
 #   whole environment (API keys), open network, a timeout that child processes defeat, and hangs on
 #   large outputs. astuner's kills the process group on timeout, limits CPU/memory, cuts network,
 #   scrubs the environment, runs in a fresh temp folder and caps output.
+# --8<-- [end:changes]
+# The `--8<--` comments mark the parts the documentation site includes (pymdownx.snippets).
+# --8<-- [start:workflow]
 from astuner import ModelTuner, Workflow, WorkflowTask, WorkflowOutput
 from agentscope.message import Msg
 from loguru import logger
@@ -41,6 +45,7 @@ class MathAgentWorkflow(Workflow):
     async def execute(
         self, workflow_task: WorkflowTask, model_tuner: ModelTuner
     ) -> WorkflowOutput:
+        # --8<-- [start:agent]
         from agentscope.agent import ReActAgent
         from agentscope.formatter import DashScopeChatFormatter
         from agentscope.memory import InMemoryMemory
@@ -59,6 +64,7 @@ class MathAgentWorkflow(Workflow):
             memory=InMemoryMemory(),
             max_iters=2,
         )
+        # --8<-- [end:agent]
         # disable console output
         self.agent.set_console_output_enabled(False)
         msg = Msg("user", query, role="user")
@@ -68,3 +74,4 @@ class MathAgentWorkflow(Workflow):
         final_answer = extract_final_answer(result)
         # bring final answer to the output
         return WorkflowOutput(reward=None, metadata={"final_answer": final_answer})
+# --8<-- [end:workflow]

@@ -68,6 +68,7 @@ async def solve(client: openai.AsyncOpenAI, model: str, question: str) -> tuple[
     return answer, messages
 
 
+# --8<-- [start:workflow] (the documentation site includes this class)
 class OpenAIMathWorkflow(Workflow):
     name: str = "openai_math_workflow"
 
@@ -77,3 +78,4 @@ class OpenAIMathWorkflow(Workflow):
             answer, _ = await solve(client, model_tuner.model_name, workflow_task.task.main_query)
         # reward=None: the configured judge (MathAnswerAsJudge) scores the final answer
         return WorkflowOutput(reward=None, metadata={"final_answer": answer})
+        # --8<-- [end:workflow]
