@@ -83,7 +83,11 @@ class DatasetFileConfig(ConfigNode):
 @dataclass
 class ArithmeticConfig(ConfigNode):
     difficulty: int = _f(
-        1, "1: one-digit a+b ... 5: multi-step three-digit (see task_reader/arithmetic.py).", min=1, max=5
+        1,
+        "1: one-digit a+b ... 5: multi-step three-digit, 6: two- by three-digit a×b, a calculator task "
+        "(see task_reader/arithmetic.py).",
+        min=1,
+        max=6,
     )
     num_train: int = _f(1000, "Number of generated training problems.", min=1)
     num_validation: int = _f(100, "Number of generated validation problems.", min=0)

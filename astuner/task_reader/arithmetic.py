@@ -8,6 +8,9 @@ Difficulty levels (``task_reader.arithmetic.difficulty``):
     1: a + b, one-digit numbers            2: a + b or a - b, up to two digits
     3: a × b with one digit, or level 2    4: two operations, up to two digits
     5: two or three operations, up to three digits
+    6: a × b, a two-digit and a two- or three-digit number: a calculator task (a small model's mental
+       answer is almost always wrong, while the python tool gets it right), for agents that must learn
+       to use their tool
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ THINGS = ["apples", "marbles", "books", "stickers", "pencils", "cookies", "coins
 def _problem(rng: random.Random, difficulty: int) -> tuple[str, int]:
     name, other = rng.sample(NAMES, 2)
     thing = rng.choice(THINGS)
+    if difficulty == 6:
+        a, b = rng.randint(12, 99), rng.randint(12, 999)
+        return f"{name} packs {a} boxes with {b} {thing} in each box. How many {thing} does {name} pack?", a * b
     top = {1: 9, 2: 99, 3: 99, 4: 99, 5: 999}[difficulty]
     a = rng.randint(1, top)
     if difficulty == 1:
