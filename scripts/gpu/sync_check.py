@@ -31,11 +31,10 @@ STEP_DIR = re.compile(r"global_step_(\d+)")
 
 
 def step_files(records: Path, prefix: str, step: int) -> list[Path]:
-    """The training trajectory files of ``step`` (``<prefix>_step_N.<pid>.jsonl``; the debug backbone's ``step_N.jsonl``)."""
+    """The training trajectory files of ``step``: ``<prefix>_step_N.<pid>.jsonl`` (verl, Trinity: one per
+    worker process) or the debug backbone's ``step_N.jsonl``."""
     name = f"{prefix}_step_{step:06d}" if prefix else f"step_{step:06d}"
-    return sorted((records / "trajectories").glob(f"{name}.*jsonl")) + sorted(
-        (records / "trajectories").glob(f"{name}.jsonl")
-    )
+    return sorted((records / "trajectories").glob(f"{name}.*jsonl"))
 
 
 def load_samples(records: Path, prefix: str, step: int, limit: int) -> list[dict]:
