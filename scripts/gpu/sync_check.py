@@ -5,12 +5,11 @@
 After training step K the trainer's weights go to the engine, and the next rollout step (K+1) samples
 with them. Every recorded sample carries the engine's logprob of each sampled token (at the sampling
 temperature). For every Hugging Face checkpoint the run saved (``global_step_K/.../config.json`` beside
-safetensors), this computes the same logprobs with those weights (fp32; on the GPU when there is one) and
-prints the mean |engine - weights| over the sampled tokens of:
-
-- step K+1's samples, drawn after the sync of step K's weights: bf16 rounding if the sync worked;
-- step K's samples, drawn one update earlier: what a sync one step late would show;
-- step K+1's samples under the initial weights (``--base``): what a sync that never happened would show.
+safetensors) whose next step was recorded, this takes step K+1's samples and computes their logprobs
+under every saved set of weights (each checkpoint, and the initial weights ``--base``; fp32, on the GPU
+when there is one), printing the mean |engine - weights| over the sampled tokens. If the sync worked,
+step K's weights fit best (bf16 rounding); a sync that lagged or never happened fits an earlier
+checkpoint or the initial weights instead. The rows of one block share the same tokens.
 
 Why from the records: it needs no hook inside the backbone (Trinity's trainer reports only the signed
 ``ppo_kl``), so it works on any backbone that saves Hugging Face weights, on the samples it trained on.
@@ -98,28 +97,26 @@ def main() -> int:
         print(f"sync_check: no Hugging Face checkpoint under {args.records / 'checkpoints'}")
         return 1
     load = lambda p: AutoModelForCausalLM.from_pretrained(str(p), dtype=torch.float32).to(device).eval()  # noqa: E731
-    base = load(args.base)
-    print(f"{'weights':<16}{'samples':<28}{'tokens':>8}{'mean |diff|':>13}{'mean diff':>11}")
-    ok = True
-    for step, folder in found.items():
-        model = load(folder)
-        rows = []
-        for label, weights, sample_step in (
-            (f"step {step}", model, step + 1),
-            (f"step {step}", model, step),
-            ("initial", base, step + 1),
-        ):
-            samples = load_samples(args.records, args.prefix, sample_step, args.samples)
-            if not samples:
-                continue
-            tokens, mean_abs, mean = differences(weights, samples, args.temperature, device)
-            when = "after its sync" if weights is model and sample_step == step + 1 else ""
-            rows.append((weights is model and sample_step == step + 1, mean_abs))
-            print(f"{label:<16}{f'step {sample_step} {when}':<28}{tokens:>8}{mean_abs:>13.4f}{mean:>11.4f}")
-        after = [m for is_after, m in rows if is_after]
-        if after and after[0] > min(m for _, m in rows):
-            ok = False
-        del model
+    weights = {f"step {k}": folder for k, folder in found.items()} | {"initial": args.base}
+    print(f"{'samples':<10}{'weights':<20}{'tokens':>8}{'mean |diff|':>13}{'mean diff':>11}")
+    ok, checked = True, 0
+    for step in found:
+        samples = load_samples(args.records, args.prefix, step + 1, args.samples)
+        if not samples:
+            continue
+        rows = {}
+        for label, folder in weights.items():
+            model = load(folder)
+            tokens, mean_abs, mean = differences(model, samples, args.temperature, device)
+            del model
+            rows[label] = mean_abs
+            mark = "  <- synced after step %d" % step if label == f"step {step}" else ""
+            print(f"{f'step {step + 1}':<10}{label:<20}{tokens:>8}{mean_abs:>13.4f}{mean:>11.4f}{mark}")
+        checked += 1
+        ok = ok and rows[f"step {step}"] <= min(rows.values())
+    if not checked:
+        print("sync_check: no checkpoint has a recorded next step to compare with")
+        return 1
     print("sync_check: " + ("each sync's samples match the synced weights best" if ok else "MISMATCH: see above"))
     return 0 if ok else 1
 

@@ -25,12 +25,15 @@ case "${1:?usage: $0 stage tNN | install}" in
     rm -rf /tmp/flash-attn-padding && mkdir -p /tmp/flash-attn-padding
     cp -r scripts/gpu/flash_attn_padding/flash_attn /tmp/flash-attn-padding/
     cp scripts/gpu/flash_attn_padding/verl_external_lib.py "$SITE/astuner_flash_attn_padding.py"
+    # ... and in Trinity's trainer actor, which unpads before verl's hook runs: a Trinity plugin of the kit.
+    rm -rf /tmp/flash-attn-plugin && mkdir -p /tmp/flash-attn-plugin
+    cp scripts/gpu/flash_attn_padding/trinity_plugin/*.py /tmp/flash-attn-plugin/
     # VLLM_USE_FLASHINFER_SAMPLER=0: FlashInfer is not carried (its cubins are ~450 MB).
     # Keep NVLink multicast off (the device notes say why), also in every process Ray starts.
     cat > /tmp/trinity-env.sh <<EOF
 export PYTHONPATH=$PWD:$SITE\${PYTHONPATH:+:\$PYTHONPATH} PATH=$SITE/bin:\$PATH
 export VLLM_USE_FLASHINFER_SAMPLER=0 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRINITY_PLUGIN_DIRS=/tmp/flash-attn-plugin
 EOF
     source /tmp/trinity-env.sh
     if [ ! -f $MODEL/config.json ]; then

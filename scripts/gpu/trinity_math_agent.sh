@@ -10,8 +10,8 @@
 #   bash scripts/gpu/trinity_math_agent.sh wait [SECONDS]    # waits up to SECONDS (default 540) for the run;
 #                                                            # once it has ended, copies its records into $OUT
 # STEPS (default 20) and VAL (validate before training, default true) shorten a run; TRINITY_ARGS adds overrides.
-# Checkpoints (with Hugging Face weights) at steps 10 and 20: scripts/gpu/sync_check.py compares each with the
-# engine's logprobs of the samples drawn right after that weight sync.
+# Checkpoints (with Hugging Face weights) every 5 steps: scripts/gpu/sync_check.py checks that the samples drawn
+# right after each weight sync fit the synced weights best (the engine really has them).
 set -euo pipefail
 W=/tmp/trinity-run R=launcher_record/trinity_gpu
 steps=${STEPS:-20}
@@ -27,7 +27,7 @@ run() {
     astuner.experiment_name=trinity_gpu astuner.model.path=/tmp/smollm2 \
     astuner.data.train_batch_size=32 astuner.rollout.max_env_worker=256 astuner.rollout.max_num_seqs=256 \
     astuner.trainer_common.total_training_steps="$steps" astuner.trainer_common.test_freq="$steps" \
-    astuner.trainer_common.save_freq=$(( steps > 10 ? 10 : steps )) astuner.trainer_common.val_before_train=${VAL:-true} \
+    astuner.trainer_common.save_freq=$(( steps >= 10 ? 5 : steps )) astuner.trainer_common.val_before_train=${VAL:-true} \
     trinity.trainer.save_hf_checkpoint=always \
     +trinity.trainer.use_remove_padding=false \
     +trinity.trainer.trainer_config.actor_rollout_ref.model.override_config.attn_implementation=sdpa \
