@@ -110,7 +110,7 @@ def main() -> int:
             tokens, mean_abs, mean = differences(model, samples, args.temperature, device)
             del model
             rows[label] = mean_abs
-            mark = "  <- synced after step %d" % step if label == f"step {step}" else ""
+            mark = f"  <- synced after step {step}" if label == f"step {step}" else ""
             print(f"{f'step {step + 1}':<10}{label:<20}{tokens:>8}{mean_abs:>13.4f}{mean:>11.4f}{mark}")
         checked += 1
         ok = ok and rows[f"step {step}"] <= min(rows.values())
