@@ -32,6 +32,7 @@ class LLMCall:
         tool_call_parse_failures: ``<tool_call>`` blocks of the reply that did not parse (not JSON, no
             name, arguments not an object, never closed); such a reply goes back to the agent as text.
         tool_calls: the reply's tool calls that parsed (what the agent received as calls).
+        tool_names: their tool names, in order (an agent with several tools: which one it used).
         t_start / t_end: wall-clock seconds (time.time()).
     """
 
@@ -48,6 +49,7 @@ class LLMCall:
     madness: dict[str, str] = field(default_factory=dict)
     tool_call_parse_failures: int = 0
     tool_calls: int = 0
+    tool_names: list[str] = field(default_factory=list)
     t_start: float = 0.0
     t_end: float = 0.0
 

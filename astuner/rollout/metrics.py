@@ -20,13 +20,27 @@ def tool_use_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
     unused = [e for e in ok if e.metrics.get("tool_calls", 0) == 0]
     rate = lambda es: statistics.fmean(bool(e.is_success) for e in es) if es else float("nan")  # noqa: E731
     per = lambda key: statistics.fmean(e.metrics.get(key, 0) for e in episodes) if episodes else float("nan")  # noqa: E731
-    return {
+    metrics = {
         "turns_per_episode": per("calls"),
         "tool_calls_per_episode": per("tool_calls"),
         "tool_use_rate": len(used) / len(ok) if ok else float("nan"),
         "success_with_tool": rate(used),
         "success_without_tool": rate(unused),
     }
+    for tool in sorted(
+        {k.removeprefix("tool_calls/") for e in episodes for k in e.metrics if k.startswith("tool_calls/")}
+    ):
+        called = [e for e in ok if e.metrics.get(f"tool_calls/{tool}", 0) > 0]
+        metrics[f"tool_use_rate/{tool}"] = len(called) / len(ok) if ok else float("nan")
+    return metrics
+
+
+def tool_use_text(metrics: dict[str, float]) -> str:
+    """``tool use 100% (execute_python_code 94%, generate_response 100%)``: the console's view of tool use, by
+    tool once the agent has used more than one."""
+    by_tool = {k.removeprefix("tool_use_rate/"): v for k, v in metrics.items() if k.startswith("tool_use_rate/")}
+    detail = ", ".join(f"{tool} {v:.0%}" for tool, v in sorted(by_tool.items())) if len(by_tool) > 1 else ""
+    return f"tool use {metrics['tool_use_rate']:.0%}" + (f" ({detail})" if detail else "")
 
 
 def rollout_metrics(episodes: Sequence[Episode], seconds: float) -> dict[str, float]:

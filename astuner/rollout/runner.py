@@ -394,8 +394,20 @@ class RolloutRunner:
             "spliced_turns": sum(c.spliced for c in episode.calls),
             "tool_call_parse_failures": sum(c.tool_call_parse_failures for c in episode.calls),
             "tool_calls": sum(c.tool_calls for c in episode.calls),
+            **tool_call_counts(episode.calls),
             "seconds": round(seconds, 3),
         }
+
+
+def tool_call_counts(calls: Sequence[LLMCall]) -> dict[str, int]:
+    """``tool_calls/<tool>``: how often the episode called each tool, for agents with several tools (the step's
+    ``tool_use_rate/<tool>`` comes from these: whether the agent used the tool that does the work, or only,
+    say, the one that hands in its answer)."""
+    counts: dict[str, int] = {}
+    for call in calls:
+        for tool in call.tool_names:
+            counts[f"tool_calls/{tool}"] = counts.get(f"tool_calls/{tool}", 0) + 1
+    return counts
 
 
 class _BlockedLoopWatch:

@@ -155,6 +155,7 @@ class EpisodeLLM:
         reply.call.tool_call_parse_failures = sum(1 for c in reply.tool_calls if c.error)
         reply.tool_calls = [c for c in reply.tool_calls if not c.error]
         reply.call.tool_calls = len(reply.tool_calls)
+        reply.call.tool_names = [str(c.name) for c in reply.tool_calls]
         return reply
 
     async def complete(self, prompt_ids: list[int], **sampling: Any) -> Reply:

@@ -12,8 +12,21 @@ from pathlib import Path
 from tests.conftest import REPO
 
 
+def _key(node: ast.expr) -> str | None:
+    """A literal string key, or an f-string key as a pattern (``f"rate/{tool}"`` -> ``rate/<tool>``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(
+            v.value if isinstance(v, ast.Constant) else f"<{ast.unparse(v.value)}>"  # type: ignore[attr-defined]
+            for v in node.values
+        )
+    return None
+
+
 def dict_keys(path: str, *functions: str) -> set[str]:
-    """Every string key of a dict literal, and of ``x["key"] = ...``, inside the named functions of ``path``."""
+    """Every string key of a dict literal, and of ``x["key"] = ...``, inside the named functions of ``path``
+    (an f-string key as its pattern, e.g. ``tool_use_rate/<tool>``)."""
     tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
     found = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name in functions]
     assert {f.name for f in found} == set(functions), (
@@ -23,12 +36,12 @@ def dict_keys(path: str, *functions: str) -> set[str]:
     for function in found:
         for node in ast.walk(function):
             if isinstance(node, ast.Dict):
-                keys |= {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+                keys |= {key for k in node.keys if k is not None and (key := _key(k)) is not None}
             elif isinstance(node, ast.Assign | ast.AnnAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in targets:
-                    if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
-                        keys.add(t.slice.value)
+                    if isinstance(t, ast.Subscript) and (key := _key(t.slice)) is not None:
+                        keys.add(key)
     return keys
 
 

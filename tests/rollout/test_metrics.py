@@ -34,3 +34,28 @@ def test_no_tool_use_leaves_its_success_undefined():
     m = tool_use_metrics([episode(0, calls=1, tools=0, success=True)])
     assert m["tool_use_rate"] == 0.0 and math.isnan(m["success_with_tool"]) and m["success_without_tool"] == 1.0
     assert all(math.isnan(v) for v in tool_use_metrics([]).values())
+
+
+def test_tool_use_by_tool_name():
+    """An agent with a working tool and an answer tool: the step says how many episodes did the work."""
+    from astuner.context.types import LLMCall
+    from astuner.rollout.metrics import tool_use_text
+    from astuner.rollout.runner import tool_call_counts
+
+    def call(*names: str) -> LLMCall:
+        return LLMCall(0, [], [], [], "stop", tool_calls=len(names), tool_names=list(names))
+
+    counted = [
+        tool_call_counts([call("python"), call("answer")]),
+        tool_call_counts([call("answer")]),
+        tool_call_counts([call("python", "python"), call("answer")]),
+        tool_call_counts([call()]),
+    ]
+    assert counted[2] == {"tool_calls/python": 2, "tool_calls/answer": 1} and counted[3] == {}
+    episodes = [episode(i, calls=2, tools=sum(c.values()), success=i == 0) for i, c in enumerate(counted)]
+    for e, c in zip(episodes, counted, strict=True):
+        e.metrics.update(c)
+    m = tool_use_metrics(episodes)
+    assert (m["tool_use_rate"], m["tool_use_rate/python"], m["tool_use_rate/answer"]) == (3 / 4, 2 / 4, 3 / 4)
+    assert tool_use_text(m) == "tool use 75% (answer 75%, python 50%)"
+    assert tool_use_text(tool_use_metrics(episodes[1:2])) == "tool use 100%"  # one tool: no breakdown

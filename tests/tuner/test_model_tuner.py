@@ -92,6 +92,7 @@ def test_unclosed_and_mixed_tool_calls_count_their_parse_failures(smollm2_tokeni
     assert [b["type"] for b in mixed.content] == ["text", "tool_use"]  # the good call is used, the broken one shown
     assert "{broken" in mixed.content[0]["text"] and tuner.calls[0].tool_call_parse_failures == 1
     assert tuner.calls[0].tool_calls == 1  # the call that parsed is counted as a tool call
+    assert tuner.calls[0].tool_names == [mixed.content[1]["name"]]  # and named
     cut = run(tuner([{"role": "user", "content": "q"}], tools=TOOLS))
     assert [b["type"] for b in cut.content] == ["text"] and tuner.calls[1].tool_call_parse_failures == 1
     assert tuner.calls[1].tool_calls == 0

@@ -33,7 +33,7 @@ from astuner.records import Experiment
 from astuner.records.metric_sinks import MetricSinks, plot_reward_curve
 from astuner.records.trajectories import write_step
 from astuner.rollout.build import build_runner, load_tokenizer, tuner_settings, vllm_server
-from astuner.rollout.metrics import rollout_metrics
+from astuner.rollout.metrics import rollout_metrics, tool_use_text
 from astuner.rollout.runner import Episode, RolloutFailingError, RolloutRunner
 from astuner.task_reader.task import Task
 
@@ -261,8 +261,8 @@ class DebugRun:
         logger.info(
             f"step {state.step}/{total}: reward {metrics['reward_mean']:.3f} ± {metrics['reward_std']:.3f}, "
             f"success {metrics['success_rate']:.1%}, "
-            f"tool use {metrics['tool_use_rate']:.0%} ({metrics['tool_calls_per_episode']:.1f} calls, "
-            f"{metrics['turns_per_episode']:.1f} turns per episode), "
+            f"{tool_use_text(metrics)}, {metrics['tool_calls_per_episode']:.1f} tool calls and "
+            f"{metrics['turns_per_episode']:.1f} turns per episode, "
             f"failed {metrics['episodes_failed'] + metrics['episodes_timeout']}, {groups}, "
             f"rollout {rollout_s:.0f}s, train {metrics.get('train_seconds', 0):.0f}s, "
             f"sync {metrics.get('sync_seconds', 0):.1f}s"
@@ -305,5 +305,5 @@ class DebugRun:
         self.sinks.log(step, {"phase": "validation", **{f"val/{k}": v for k, v in m.items()}})
         logger.info(
             f"validation at step {step}: reward {m['reward_mean']:.3f}, success {m['success_rate']:.1%}, "
-            f"tool use {m['tool_use_rate']:.0%} ({len(episodes)} tasks, greedy)"
+            f"{tool_use_text(m)} ({len(episodes)} tasks, greedy)"
         )
