@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The three-backbone table's job on `--backbone=debug` (one process + a vLLM child, the trainer on CUDA): the
-# main job's agent (ReActAgent + python tool) and arithmetic tasks, the embedded SmolLM2-135M, 32 tasks x 8
+# tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here: the main job moved on), the embedded SmolLM2-135M, 32 tasks x 8
 # episodes per step, lr 3e-5, 20 steps, validation before and after, as scripts/gpu/trinity_math_agent.sh.
 # Run from the project root on the lent GPU machine with either kit installed: Trinity's
 # (scripts/gpu/trinity_kit.sh: vLLM 0.23) or ../shared/gpu's (vLLM 0.24, with .gpu/astuner's wheels).
@@ -24,6 +24,7 @@ run() {
   rm -rf "$R"
   python3 -m astuner --conf tutorial/example_math_agent/math_agent_cpu.yaml --backbone=debug \
     astuner.experiment_name=debug_gpu astuner.model.path=/tmp/smollm2 \
+    astuner.task_reader.arithmetic.difficulty=1 'astuner.rollout.agentscope_workflow=workflow->MathAgentWorkflow' \
     astuner.rollout.engine.python="$(command -v python3)" \
     astuner.data.train_batch_size=32 astuner.rollout.max_env_worker=256 astuner.rollout.max_num_seqs=256 \
     astuner.trainer_common.total_training_steps="$steps" astuner.trainer_common.test_freq="$steps" \

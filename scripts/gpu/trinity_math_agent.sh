@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job's agent (tutorial workflow: ReActAgent + python tool, generated arithmetic tasks, the embedded
+# The tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here), the embedded
 # SmolLM2-135M) trained by `astuner --backbone=trinity --with-ray` on the lent GPU machine: one GPU, so
 # Trinity's colocate mode. 32 tasks x 8 episodes per step, lr 3e-5, 20 steps, validation before and after
 # (the three-backbone table's settings; scripts/gpu/debug_math_agent.sh and verl_table_math_agent.sh run the
@@ -25,6 +25,7 @@ run() {
   # shellcheck disable=SC2086
   python3 -m astuner --conf tutorial/example_math_agent/math_agent_cpu.yaml --backbone=trinity --with-ray \
     astuner.experiment_name=trinity_gpu astuner.model.path=/tmp/smollm2 \
+    astuner.task_reader.arithmetic.difficulty=1 'astuner.rollout.agentscope_workflow=workflow->MathAgentWorkflow' \
     astuner.data.train_batch_size=32 astuner.rollout.max_env_worker=256 astuner.rollout.max_num_seqs=256 \
     astuner.trainer_common.total_training_steps="$steps" astuner.trainer_common.test_freq="$steps" \
     astuner.trainer_common.save_freq=$(( steps >= 10 ? 5 : steps )) astuner.trainer_common.val_before_train=${VAL:-true} \

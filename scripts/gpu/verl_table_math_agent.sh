@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The three-backbone table's job on `--backbone=verl` (verl 0.9.1 on a local Ray, vLLM 0.24 rollout, FSDP actor):
-# the main job's agent (ReActAgent + python tool) and arithmetic tasks, the embedded SmolLM2-135M, 32 tasks x 8
+# the tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here), the embedded SmolLM2-135M, 32 tasks x 8
 # episodes per step, lr 3e-5, 20 steps, validation before and after, as scripts/gpu/debug_math_agent.sh and
 # trinity_math_agent.sh. Run from the project root on the lent GPU machine after ../shared/gpu's chunks are
 # installed (/tmp/gpu-env.sh), with .gpu/astuner carried (scripts/gpu/pack_astuner.py):
@@ -25,6 +25,7 @@ convert_gguf(Path('/tmp/smollm2.gguf'), Path('/tmp/smollm2'))"
   rm -rf "$R"
   python3 -m astuner --conf tutorial/example_math_agent/math_agent_cpu.yaml --backbone=verl \
     astuner.experiment_name=verl_gpu astuner.model.path=/tmp/smollm2 \
+    astuner.task_reader.arithmetic.difficulty=1 'astuner.rollout.agentscope_workflow=workflow->MathAgentWorkflow' \
     astuner.data.train_batch_size=32 astuner.rollout.max_num_seqs=256 \
     astuner.trainer_common.total_training_steps="$steps" astuner.trainer_common.test_freq="$steps" \
     astuner.trainer_common.save_freq="$steps" astuner.trainer_common.val_before_train=${VAL:-true} \
