@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The three-backbone table's job on `--backbone=debug` (one process + a vLLM child, the trainer on CUDA): the
-# tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here: the main job moved on), the embedded SmolLM2-135M, 32 tasks x 8
-# episodes per step, lr 3e-5, 20 steps, validation before and after, as scripts/gpu/trinity_math_agent.sh.
+# tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here: the main job has
+# moved on), the embedded SmolLM2-135M, 32 tasks x 8 episodes per step, lr 3e-5, 20 steps, validation before
+# and after, as scripts/gpu/trinity_math_agent.sh and verl_table_math_agent.sh.
 # Run from the project root on the lent GPU machine with either kit installed: Trinity's
 # (scripts/gpu/trinity_kit.sh: vLLM 0.23) or ../shared/gpu's (vLLM 0.24, with .gpu/astuner's wheels).
 #   bash scripts/gpu/debug_math_agent.sh start [SECONDS]   # as trinity_math_agent.sh

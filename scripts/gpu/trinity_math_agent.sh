@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here), the embedded
-# SmolLM2-135M) trained by `astuner --backbone=trinity --with-ray` on the lent GPU machine: one GPU, so
-# Trinity's colocate mode. 32 tasks x 8 episodes per step, lr 3e-5, 20 steps, validation before and after
-# (the three-backbone table's settings; scripts/gpu/debug_math_agent.sh and verl_table_math_agent.sh run the
-# same job on the other backbones).
+# The three-backbone table's job trained by `astuner --backbone=trinity --with-ray` on the lent GPU machine: the
+# tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here), the embedded
+# SmolLM2-135M; one GPU, so Trinity's colocate mode. 32 tasks x 8 episodes per step, lr 3e-5, 20 steps,
+# validation before and after.
 # Run from the project root on that machine after the Trinity kit is installed (scripts/gpu/trinity_kit.sh).
 #   bash scripts/gpu/trinity_math_agent.sh start [SECONDS]   # starts the run (setsid: it outlives the call),
 #                                                            # then waits as `wait` does
