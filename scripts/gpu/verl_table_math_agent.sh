@@ -2,8 +2,8 @@
 # The three-backbone table's job on `--backbone=verl` (verl 0.9.1 on a local Ray, vLLM 0.24 rollout, FSDP actor):
 # the tutorial's own workflow (ReActAgent + python tool) on one-digit arithmetic (pinned here), the embedded
 # SmolLM2-135M, 32 tasks x 8 episodes per step, lr 3e-5, 20 steps, validation before and after, as
-# scripts/gpu/debug_math_agent.sh and trinity_math_agent.sh. Run from the project root on the lent GPU machine after ../shared/gpu's chunks are
-# installed (/tmp/gpu-env.sh), with .gpu/astuner carried (scripts/gpu/pack_astuner.py):
+# scripts/gpu/debug_math_agent.sh and trinity_math_agent.sh. Run from the project root on the lent GPU machine
+# after ../shared/gpu's chunks are installed (/tmp/gpu-env.sh), with .gpu/astuner carried (scripts/gpu/pack_astuner.py):
 #   bash scripts/gpu/verl_table_math_agent.sh start [SECONDS]   # as trinity_math_agent.sh
 #   bash scripts/gpu/verl_table_math_agent.sh wait [SECONDS]
 # verl's own GPU knobs are the ones verl_math_agent.sh ran with (sdpa attention and no padding removal:
