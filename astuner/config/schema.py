@@ -84,8 +84,7 @@ class DatasetFileConfig(ConfigNode):
 class ArithmeticConfig(ConfigNode):
     difficulty: int = _f(
         1,
-        "1: one-digit a+b ... 5: multi-step three-digit, 6: two- by three-digit a×b, a calculator task "
-        "(see task_reader/arithmetic.py).",
+        "1: one-digit a+b ... 5: multi-step three-digit, 6: two- by three-digit a×b (task_reader/arithmetic.py).",
         min=1,
         max=6,
     )
