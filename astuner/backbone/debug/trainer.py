@@ -5,10 +5,19 @@ step per ``data.train_batch_size x rollout.num_repeat`` samples, the loss a toke
 such mini-batch's trained tokens (zero-advantage samples included), the policy's logprobs taken at
 the sampling temperature. Master weights stay in fp32; forward/backward run under bfloat16 autocast
 on CPU (3-4x faster than fp32 on our 2-core machines, see notes). Samples are packed into
-micro-batches under a padded-token budget (lengths rounded up to multiples of 64 so the kernels see
-few distinct shapes), losses are summed over trained tokens and divided by the mini-batch's total,
-so micro-batching does not change the token-mean loss. LoRA (peft) replaces full fine-tuning when
-``debug.lora_rank > 0``.
+micro-batches under a padded-token budget; losses are summed over trained tokens and divided by the
+mini-batch's total, so micro-batching does not change the token-mean loss. With
+``debug.shared_prefix`` (default) samples that share a token prefix (a GRPO group's prompt) share a
+row that holds it once (``shared_prefix.py``) and the LM head runs only at trained tokens
+(``head.py``); otherwise each sample is its own row, padded to a multiple of 64 tokens. LoRA (peft)
+replaces full fine-tuning when ``debug.lora_rank > 0``.
+
+Where an update of the main job (6 x 8 episodes, ~345 shared prompt tokens of ~420) spent its time
+and memory with padded rows, on the 2-core machine: 4096 padded tokens per micro-batch for 8 samples
+of ~3,300 real ones (of which ~2,400 were copies of one prompt); attention 28% of the time, matmuls
+30%, dtype casts and elementwise ops the rest; ~10 GiB peak RSS, of which activations of a 4096-token
+micro-batch (~0.75 MB per token under autocast) ~3 GiB, logits and their fp32 copies ~1 GiB, and
+memory glibc kept after freeing it ~2-4 GiB (fp32 weights, gradients and AdamW moments: 2 GiB).
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ import torch
 from loguru import logger
 
 from astuner.algo.policy_loss import policy_loss_sum
+from astuner.backbone.debug.head import head_logprobs
+from astuner.backbone.debug.memory import release_free_memory
+from astuner.backbone.debug.shared_prefix import MicroBatch, Row, micro_batches
 from astuner.config.schema import AstunerConfig
 from astuner.context.types import Sample
 
@@ -38,6 +50,34 @@ class TrainItem:
 
     sample: Sample
     advantage: float
+
+
+# Fused attention kernels whose outputs gradient checkpointing keeps (see _keep_attention_outputs).
+_ATTENTION_OPS = tuple(
+    getattr(torch.ops.aten, name).default
+    for name in (
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention",
+    )
+    if hasattr(torch.ops.aten, name)
+)
+
+
+def _keep_attention_outputs() -> Any:
+    """Selective checkpointing: backward replays each layer's forward except its attention kernel.
+
+    The kernel's output (and log-sum-exp) are kept, 1.2 KB per token and layer in bf16; replaying
+    attention was ~13% of an update of the main job on the 2-core machine, everything else the
+    replay recomputes (projections, MLP, norms) is cheap per byte it would keep.
+    """
+    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+    def policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
+        return CheckpointPolicy.MUST_SAVE if op in _ATTENTION_OPS else CheckpointPolicy.PREFER_RECOMPUTE
+
+    return create_selective_checkpoint_contexts(policy)
 
 
 def _bucket(n: int) -> int:
@@ -63,8 +103,14 @@ class PolicyTrainer:
         self.temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
         if d.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            kwargs = {"use_reentrant": False, "context_fn": _keep_attention_outputs}
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
             model.config.use_cache = False
+        if d.shared_prefix and model.get_output_embeddings().bias is not None:
+            raise ValueError(
+                "astuner.debug.shared_prefix = true needs a bias-free LM head and this model's has a bias; "
+                "set astuner.debug.shared_prefix=false"
+            )
         self.lora = d.lora_rank > 0
         if self.lora:
             from peft import LoraConfig, get_peft_model
@@ -131,6 +177,10 @@ class PolicyTrainer:
             "adv": adv,
         }
 
+    def _logprobs(self, model: Any, mb: MicroBatch, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[rows, response width] logprobs of ``mb``'s response tokens (where the loss mask is 0: unused)."""
+        return self._prefix_logprobs(model, mb, b) if self.cfg.debug.shared_prefix else self._token_logprobs(model, b)
+
     def _token_logprobs(self, model: Any, b: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logprobs of the response tokens under the sampling distribution (logits / rollout.temperature,
         as verl and Trinity train it; the engine reports the same processed logprobs). The LM head (576 x
@@ -143,9 +193,33 @@ class PolicyTrainer:
         logp = torch.log_softmax(logits.float() / self.temperature, dim=-1)
         return torch.gather(logp, 2, b["targets"].unsqueeze(-1)).squeeze(-1)
 
-    def micro_batches(self, items: Sequence[TrainItem]) -> list[list[TrainItem]]:
-        """Pack samples (longest first) so each micro-batch's padded size stays under the budget."""
+    def _prefix_logprobs(self, model: Any, mb: MicroBatch, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``_token_logprobs`` of ``mb``'s packed rows, each shared prefix computed once (``shared_prefix.py``).
+
+        The LM head runs only at trained tokens (loss mask 1), a chunk at a time (``head.py``).
+        """
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        bf16 = self.cfg.debug.bf16_autocast
+        # under gradient checkpointing autocast's cache of bf16 weight copies would keep all of them
+        # alive from the forward to the end of backward; without it each layer casts when it runs
+        cache = not self.cfg.debug.gradient_checkpointing
+        inputs = mb.inputs(self.pad_id, self.device, torch.bfloat16 if bf16 else base.dtype)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=cache):
+            hidden = base.model(**inputs).last_hidden_state
+        trained = b["mask"] > 0
+        picked = hidden.flatten(0, 1).index_select(0, mb.flat_index(b["positions"])[trained])
+        logp = head_logprobs(picked, base.lm_head, b["targets"][trained], self.temperature, bf16)
+        return torch.zeros_like(b["mask"]).masked_scatter(trained, logp)
+
+    def micro_batches(self, items: Sequence[TrainItem]) -> list[MicroBatch]:
+        """The forward passes over ``items``, each within ``debug.micro_batch_tokens`` padded tokens.
+
+        ``debug.shared_prefix``: packed rows, each shared prefix held once (``shared_prefix.py``).
+        Otherwise one row per sample, longest first, each padded to its micro-batch's longest bucket.
+        """
         budget = self.cfg.debug.micro_batch_tokens
+        if self.cfg.debug.shared_prefix:
+            return micro_batches(items, budget)
         ordered = sorted(items, key=lambda i: -(len(i.sample.prompt_ids) + len(i.sample.response_ids)))
         batches: list[list[TrainItem]] = []
         width = 0  # padded length of the current micro-batch: its first (longest) sample's bucket
@@ -155,7 +229,10 @@ class PolicyTrainer:
             else:
                 batches.append([item])
                 width = _bucket(len(item.sample.prompt_ids) + len(item.sample.response_ids))
-        return batches
+        return [
+            MicroBatch(tuple(Row((i,), len(i.sample.prompt_ids) + len(i.sample.response_ids)) for i in b))
+            for b in batches
+        ]
 
     # ---- update --------------------------------------------------------------------------
     def mini_batches(self, items: Sequence[TrainItem]) -> list[list[TrainItem]]:
@@ -198,26 +275,8 @@ class PolicyTrainer:
         """One optimizer step: the token-mean loss over ``chunk``'s trained tokens, computed on ``forward``."""
         total = sum(sum(i.sample.loss_mask) for i in chunk)
         self.optimizer.zero_grad(set_to_none=True)
-        sums = {"loss": 0.0, "clipfrac": 0.0, "clipfrac_lower": 0.0, "approx_kl": 0.0, "ratio_mean": 0.0}
-        kl_ref, weight_sum = 0.0, 0.0
         batches = self.micro_batches(forward)
-        for mb in batches:
-            b = {k: v.to(self.device) for k, v in self._batch(mb).items()}
-            logp = self._token_logprobs(self.model, b)
-            ref = None
-            if self.reference is not None:
-                with torch.no_grad():
-                    ref = self._token_logprobs(self.reference, b)
-            loss, stats = policy_loss_sum(logp, b["old"], b["adv"], b["mask"], self.cfg.algorithm, ref)
-            (loss / total).backward()
-            weight = float(b["mask"].sum())
-            sums["loss"] += float(loss.detach())
-            kl_ref += stats["kl_ref"]
-            weight_sum += weight
-            for k in ("clipfrac", "clipfrac_lower", "approx_kl", "ratio_mean"):
-                sums[k] += stats[k] * weight
-            if progress is not None:
-                progress.update(1)
+        stats = [self._micro_step(mb, total, progress) for mb in batches]
         params = [p for p in self.model.parameters() if p.requires_grad]
         for p in params:  # a step with no gradient still steps (zero gradients), as verl's and Trinity's do
             if p.grad is None:
@@ -229,15 +288,41 @@ class PolicyTrainer:
         else:
             logger.warning(f"gradient norm is {grad_norm}; skipping this optimizer step")
         self.optimizer.zero_grad(set_to_none=True)
-        per_token = {k: v / weight_sum if weight_sum else 0.0 for k, v in sums.items() if k != "loss"}
+        self._release_memory()
+        weight = sum(s["weight"] for s in stats)
+        per_token = {
+            k: sum(s[k] * s["weight"] for s in stats) / weight if weight else 0.0
+            for k in ("clipfrac", "clipfrac_lower", "approx_kl", "ratio_mean")
+        }
         return {
-            "loss": sums["loss"] / total,
+            "loss": sum(s["loss"] for s in stats) / total,
             **per_token,
-            "kl_ref": kl_ref / total,
+            "kl_ref": sum(s["kl_ref"] for s in stats) / total,
             "grad_norm": grad_norm,
             "train_tokens": total,
             "micro_batches": len(batches),
         }
+
+    def _micro_step(self, mb: MicroBatch, total: int, progress: Any) -> dict[str, float]:
+        """Forward and backward of one micro-batch (its loss divided by the mini-batch's ``total`` tokens)."""
+        b = {k: v.to(self.device) for k, v in self._batch(mb.items).items()}
+        self._release_memory()
+        logp = self._logprobs(self.model, mb, b)
+        ref = None
+        if self.reference is not None:
+            with torch.no_grad():
+                ref = self._logprobs(self.reference, mb, b)
+        loss, stats = policy_loss_sum(logp, b["old"], b["adv"], b["mask"], self.cfg.algorithm, ref)
+        self._release_memory()  # the forward's scratch, before backward adds gradients and recomputes layers
+        (loss / total).backward()
+        self._release_memory()
+        if progress is not None:
+            progress.update(1)
+        return {**stats, "loss": float(loss.detach()), "weight": float(b["mask"].sum())}
+
+    def _release_memory(self) -> None:
+        if self.cfg.debug.release_memory:
+            release_free_memory()
 
     @torch.no_grad()
     def sequence_logprobs(self, ids: Sequence[int]) -> list[float]:

@@ -46,15 +46,35 @@ def test_update_raises_the_logprob_of_positive_advantage_tokens(tiny_model_dir):
     assert sum(after) > sum(before)
 
 
-def test_micro_batching_does_not_change_the_update(tiny_model_dir):
-    one = PolicyTrainer(tiny_model_dir, config(micro_batch_tokens=4096))
-    many = PolicyTrainer(tiny_model_dir, config(micro_batch_tokens=64))
-    assert len(one.micro_batches(ITEMS)) == 1 and len(many.micro_batches(ITEMS)) == 3
+@pytest.mark.parametrize("shared_prefix, small", [(False, 64), (True, 16)])
+def test_micro_batching_does_not_change_the_update(tiny_model_dir, shared_prefix, small):
+    one = PolicyTrainer(tiny_model_dir, config(micro_batch_tokens=4096, shared_prefix=shared_prefix))
+    many = PolicyTrainer(tiny_model_dir, config(micro_batch_tokens=small, shared_prefix=shared_prefix))
+    assert len(one.micro_batches(ITEMS)) == 1 and len(many.micro_batches(ITEMS)) > 1
     for t in (one, many):  # plain SGD: the weight change is the gradient itself (Adam would amplify noise)
         t.optimizer = torch.optim.SGD([p for p in t.model.parameters() if p.requires_grad], lr=0.1)
     one.update(ITEMS)
     many.update(ITEMS)
     for (name, a), (_, b) in zip(one.model.state_dict().items(), many.model.state_dict().items(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+@pytest.mark.parametrize("checkpointing, kl_coef", [(False, 0.0), (True, 0.0), (True, 0.5)])
+def test_shared_prefix_does_not_change_the_update(tiny_model_dir, checkpointing, kl_coef):
+    def trainer(**debug):
+        cfg = config(**debug)
+        cfg.algorithm = dataclasses.replace(cfg.algorithm, kl_coef=kl_coef)
+        return _sgd(PolicyTrainer(tiny_model_dir, cfg))
+
+    padded = trainer(shared_prefix=False)
+    shared = trainer(shared_prefix=True, gradient_checkpointing=checkpointing)
+    items = [*ITEMS, TrainItem(sample([1, 5, 6], [7, 8]), 0.0)]  # zero advantage: counted, run only for the KL
+    for _ in range(2):  # the second step's policy differs from the reference
+        mp, ms = padded.update(items), shared.update(items)
+    assert (ms["train_tokens"], ms["micro_batches"]) == (mp["train_tokens"], 1)
+    assert ms["loss"] == pytest.approx(mp["loss"], rel=1e-5)
+    assert ms["kl_ref"] == pytest.approx(mp["kl_ref"], rel=1e-4, abs=1e-9) and (ms["kl_ref"] > 0) == (kl_coef > 0)
+    for (name, a), (_, b) in zip(padded.model.state_dict().items(), shared.model.state_dict().items(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
 
 
@@ -150,13 +170,14 @@ def test_a_batch_without_signal_still_steps(tiny_model_dir):
     assert trainer.weights_hash() != before
 
 
-def test_logprobs_are_taken_at_the_sampling_temperature(tiny_model_dir):
-    cfg = config()
+@pytest.mark.parametrize("shared_prefix", [False, True])
+def test_logprobs_are_taken_at_the_sampling_temperature(tiny_model_dir, shared_prefix):
+    cfg = config(shared_prefix=shared_prefix)
     cfg.rollout = dataclasses.replace(cfg.rollout, temperature=0.5)
     trainer = PolicyTrainer(tiny_model_dir, cfg)
-    b = trainer._batch([ITEMS[0]])
+    mb = trainer.micro_batches([ITEMS[0]])[0]
     with torch.no_grad():
-        got = trainer._token_logprobs(trainer.model, b)[0, :3]
+        got = trainer._logprobs(trainer.model, mb, trainer._batch(mb.items))[0, :3]
         logits = trainer.model(input_ids=torch.tensor([[1, 5, 6, 7, 8, 9]])).logits[0, 2:5].float()
     want = torch.log_softmax(logits / 0.5, -1).gather(1, torch.tensor([[7], [8], [9]])).squeeze(-1)
     assert torch.allclose(got, want, atol=1e-5)
