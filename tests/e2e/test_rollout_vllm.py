@@ -27,6 +27,7 @@ from tests.e2e.conftest import E2E_MAX_MODEL_LEN
 from tests.e2e.tool_loop_workflow import ToolLoop
 
 pytestmark = pytest.mark.e2e
+MAIN_JOB_YAML = REPO / "tutorial" / "example_math_agent" / "math_agent_cpu.yaml"
 
 
 def tutorial_config():
@@ -204,3 +205,26 @@ def test_keep_alive_server_is_reused_only_with_identical_arguments(tmp_path, smo
         assert not other._try_reuse()  # different arguments: never shared
     finally:
         stop_process_group(first.pid, "kept vLLM")
+
+
+def test_main_job_workflow_computes_with_its_tool_and_hands_in_through_the_answer_tool(vllm, smollm2_dir):
+    """The main job's workflow (small_model_workflow.py) makes the embedded model act: greedy, on its
+    two- by three-digit products, the agent runs the python tool and then answers through AgentScope's
+    answer tool, and the answer it hands in is the product the tool printed (what RL then refines).
+    The tutorial's own workflow makes no tool call on these tasks (small_model_workflow.py says why)."""
+    from astuner.rollout.build import tuner_settings
+    from astuner.task_reader.arithmetic import generate_tasks
+
+    loaded = load_config(MAIN_JOB_YAML, [f"astuner.rollout.max_model_len={E2E_MAX_MODEL_LEN}"], cwd=REPO)
+    engine = VllmEngine(vllm.base_url, "policy")
+    runner = build_runner(loaded.astuner, engine, load_tokenizer(smollm2_dir), loaded.yaml_path.parent, REPO)
+    tasks = generate_tasks("validation", 3, seed=0, difficulty=loaded.astuner.task_reader.arithmetic.difficulty)
+    greedy = tuner_settings(loaded.astuner, temperature=0.0)
+    episodes = asyncio.run(run_episodes(runner, engine, tasks, num_repeat=1, tuner=greedy))
+
+    assert all(e.status == "ok" for e in episodes), [e.error for e in episodes]
+    for task, e in zip(tasks, episodes, strict=True):
+        names = [name for call in e.calls for name in call.tool_names]
+        assert names[:2] == ["execute_python_code", "generate_response"], names
+        assert e.metrics["tool_calls/execute_python_code"] >= 1
+        assert e.reward > 0.0, (task.main_query, [c.response_text for c in e.calls])  # the right product
