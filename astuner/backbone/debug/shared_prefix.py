@@ -1,7 +1,7 @@
 """Packed micro-batches in which samples that share a token prefix hold that prefix once (exact).
 
 The samples of a GRPO group start with the same prompt (the agent's system prompt, tool schema and
-task: ~345 of ~420 tokens in the main job), so padded rows spend most of their compute on copies of
+task: 290 to 620 of the ~650 tokens of a main-job sample), so padded rows spend much of their compute on copies of
 one prefix. Here such samples share one row: the prefix, then each sample's own tokens one after the
 other, with position ids that restart after the prefix for every sample and an attention mask that
 lets each sample's tokens see the prefix and, causally, only themselves. Each token then gets exactly
