@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 MAIN_JOB = REPO / "tutorial/example_math_agent/math_agent_cpu.yaml"
 REFERENCE = REPO / "bench/learning_curve_reference.json"
 CHECKED = {"success": "val/success_rate", "reward": "val/reward_mean"}
@@ -65,15 +66,19 @@ def check(rows: dict[int, dict[str, float]], band: dict[str, dict[str, list[floa
     return lines, ok
 
 
-def run_main_job(records: Path) -> float:
-    """The quickstart's command into ``records``; returns its wall time in seconds."""
-    cmd = [sys.executable, "-m", "astuner", "--conf", str(MAIN_JOB), "--backbone=debug", "--exp-dir", str(records)]
+def run_main_job(exp_dir: Path) -> tuple[Path, float]:
+    """The quickstart's command with its records under ``exp_dir``; returns the run's records folder
+    (``exp_dir/<experiment name>``, as astuner names it) and the wall time in seconds."""
+    from astuner.config import load_config
+
+    records = exp_dir / load_config(MAIN_JOB, [], cwd=REPO).experiment_name
+    cmd = [sys.executable, "-m", "astuner", "--conf", str(MAIN_JOB), "--backbone=debug", "--exp-dir", str(exp_dir)]
     print("running:", " ".join(cmd), flush=True)
     start = time.monotonic()
     code = subprocess.call(cmd, cwd=REPO)
     if code != 0:
         raise SystemExit(f"learning_curve: the main job exited with {code}; its log is in {records}")
-    return time.monotonic() - start
+    return records, time.monotonic() - start
 
 
 def plot(rows: dict[int, dict[str, float]], band: dict[str, dict[str, list[float]]], out: Path) -> None:
@@ -115,8 +120,7 @@ def main() -> int:
     reference = json.loads(args.reference.read_text())
     records = args.records
     if records is None:
-        records = Path(tempfile.mkdtemp(prefix="astuner-learning-curve-")) / "main_job"
-        wall = run_main_job(records)
+        records, wall = run_main_job(Path(tempfile.mkdtemp(prefix="astuner-learning-curve-")))
         print(f"main job finished in {wall / 60:.1f} min; records in {records}")
     rows = validation_rows(records)
     print(f"reference: {reference['runs']} on {reference['machine']} ({reference['measured']})")

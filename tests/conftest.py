@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -11,6 +13,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 TUTORIAL_YAML = REPO / "tutorial" / "example_math_agent" / "math_agent.yaml"
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
+
+
+def load_file_module(path: Path, name: str) -> ModuleType:
+    """A script that is not in a package (bench/, scripts/), imported from its file as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench/learning_curve.py"
+from tests.conftest import REPO, load_file_module
+
+BENCH = REPO / "bench/learning_curve.py"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("learning_curve_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(BENCH, "learning_curve_bench")
 
 
 BAND = {"0": {"success": [0.0, 0.1], "reward": [0.0, 0.3]}, "10": {"success": [0.4, 0.8], "reward": [0.5, 0.9]}}
@@ -50,3 +48,35 @@ def test_missing_validation_step_fails(tmp_path):
 def test_not_a_records_folder_says_so(tmp_path):
     with pytest.raises(SystemExit, match="metrics.jsonl does not exist"):
         _bench().validation_rows(tmp_path)
+
+
+def test_reference_band_is_checked_at_steps_the_main_job_validates():
+    """The committed band names steps at which the main job validates (step 0 when it validates before
+    training, then every test_freq steps and the last), each band a [low, high] within [0, 1]: a change to
+    the main job's schedule that leaves the band behind fails here, not after a 15-minute run."""
+    from astuner.config import load_config
+
+    bench = _bench()
+    reference = json.loads(bench.REFERENCE.read_text())
+    assert {"runs", "machine", "measured", "band"} <= set(reference)
+    trainer = load_config(bench.MAIN_JOB, [], cwd=bench.REPO).astuner.trainer_common
+    steps = set(range(trainer.test_freq, trainer.total_training_steps + 1, trainer.test_freq))
+    steps |= {trainer.total_training_steps} | ({0} if trainer.val_before_train else set())
+    assert reference["band"] and {int(s) for s in reference["band"]} <= steps
+    for limits in reference["band"].values():
+        for name in bench.CHECKED:
+            lo, hi = limits[name]
+            assert 0.0 <= lo <= hi <= 1.0
+
+
+def test_a_fresh_run_is_read_where_astuner_writes_it(tmp_path, monkeypatch):
+    """``--exp-dir D`` puts the run's records in ``D/<experiment name>``: the bench reads them there (it
+    once looked in D itself and failed after a whole run)."""
+    import subprocess
+
+    bench = _bench()
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, cwd: calls.append(cmd) or 0)
+    records, _ = bench.run_main_job(tmp_path)
+    assert records == tmp_path / "math_agent_cpu"
+    assert calls[0][calls[0].index("--exp-dir") + 1] == str(tmp_path)

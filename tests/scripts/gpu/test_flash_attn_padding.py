@@ -7,20 +7,18 @@ Loaded under another name, so no ``flash_attn`` module appears in this test sess
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 from transformers import modeling_flash_attention_utils as reference
 
+from tests.conftest import load_file_module
+
 PATH = Path(__file__).resolve().parents[3] / "scripts/gpu/flash_attn_padding/flash_attn/bert_padding.py"
 
 
 def _kit():
-    spec = importlib.util.spec_from_file_location("kit_bert_padding", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(PATH, "kit_bert_padding")
 
 
 def test_unpad_and_pad_equal_flash_attns_and_round_trip():
