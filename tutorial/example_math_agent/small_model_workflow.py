@@ -3,15 +3,14 @@
 # Why beside the tutorial's own workflow: with SmolLM2-135M-Instruct the tutorial's ReActAgent never
 # calls its tool (0 tool calls in 256 episodes at temperature 0.7, and none in greedy validation, on the
 # main job's tasks), so RL has no action to reinforce. Two AgentScope features every small-model agent
-# can use fix that, and nothing else changes (same ReActAgent, same sandboxed python tool, same judge,
-# the tutorial's own answer extraction):
+# can use fix that, and nothing else changes (same ReActAgent, same sandboxed python tool, same judge):
 # - a worked example in the agent's memory, before the question: one exchange in which the agent calls
 #   the python tool, reads its output, and answers. The model sees the tool protocol in its own chat
 #   format, as real turns, which a small model imitates far better than instructions in a system prompt
 #   (an example written into the system prompt gave 0 tool calls too);
 # - structured replies (`agent.reply(msg, structured_model=MathResult)`): each reasoning step must then
 #   call a tool, either the python tool or AgentScope's answer tool (`generate_response`), and the answer
-#   arrives in the reply's metadata as `result` (which the tutorial's extract_final_answer reads first).
+#   arrives in the reply's metadata as `result`.
 # The system prompt is the tutorial's, with `\boxed{}` written as the model is meant to read it: the
 # tutorial's plain (not formatted) string shows the model `\boxed{{}}`.
 # --8<-- [start:workflow]
@@ -21,7 +20,6 @@ from agentscope.memory import InMemoryMemory
 from agentscope.message import Msg, TextBlock, ToolResultBlock, ToolUseBlock
 from agentscope.tool import Toolkit
 from pydantic import BaseModel, Field
-from workflow import extract_final_answer
 
 from astuner import ModelTuner, Workflow, WorkflowOutput, WorkflowTask
 from astuner.tool import execute_python_code
@@ -64,6 +62,14 @@ def worked_example() -> list[Msg]:
     ]
 
 
+def final_answer(reply: Msg) -> str:
+    """The answer handed in through the answer tool (the reply's metadata); the reply's text when the agent
+    never called it. Not imported from the tutorial's workflow.py: a module named ``workflow`` is a name
+    another project's workflow may already hold in the same process."""
+    metadata = reply.metadata if isinstance(reply.metadata, dict) else {}
+    return str(metadata.get("result") or reply.get_text_content() or "")
+
+
 class SmallModelMathAgentWorkflow(Workflow):
     name: str = "small_model_math_agent_workflow"
 
@@ -83,7 +89,7 @@ class SmallModelMathAgentWorkflow(Workflow):
         await agent.memory.add(worked_example())
         msg = Msg("user", workflow_task.task.main_query, role="user")
         result = await agent.reply(msg, structured_model=MathResult)
-        return WorkflowOutput(reward=None, metadata={"final_answer": extract_final_answer(result)})
+        return WorkflowOutput(reward=None, metadata={"final_answer": final_answer(result)})
 
 
 # --8<-- [end:workflow]
