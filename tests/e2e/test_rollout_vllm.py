@@ -156,6 +156,36 @@ def test_engine_and_trainer_logprobs_agree_at_the_sampling_temperature(vllm, smo
     assert at_t < 0.1 and at_one > 2.5 * at_t
 
 
+def test_main_job_workflow_computes_with_its_tool_and_hands_in_through_the_answer_tool(vllm, smollm2_dir):
+    """The main job's workflow (small_model_workflow.py) makes the embedded model act: greedy, on its
+    two- by three-digit products, the agent runs the python tool and then answers through AgentScope's
+    answer tool, and the answer it hands in is the product the tool printed (what RL then refines).
+    The tutorial's own workflow makes no tool call on these tasks (small_model_workflow.py says why).
+
+    Counted over 4 tasks, not required of each: this module's engine has served other prompts with the same
+    system-prompt start, and a cached prefix can flip a greedy near-tie (see test_gateway_vllm.py); the
+    main job's untrained greedy validation does this on 31 to 32 of 32 tasks."""
+    from astuner.rollout.build import tuner_settings
+    from astuner.task_reader.arithmetic import generate_tasks
+
+    loaded = load_config(MAIN_JOB_YAML, [f"astuner.rollout.max_model_len={E2E_MAX_MODEL_LEN}"], cwd=REPO)
+    engine = VllmEngine(vllm.base_url, "policy")
+    runner = build_runner(loaded.astuner, engine, load_tokenizer(smollm2_dir), loaded.yaml_path.parent, REPO)
+    tasks = generate_tasks("validation", 4, seed=0, difficulty=loaded.astuner.task_reader.arithmetic.difficulty)
+    greedy = tuner_settings(loaded.astuner, temperature=0.0)
+    episodes = asyncio.run(run_episodes(runner, engine, tasks, num_repeat=1, tuner=greedy))
+
+    assert all(e.status == "ok" for e in episodes), [e.error for e in episodes]
+    report = [(t.main_query, [c.response_text for c in e.calls]) for t, e in zip(tasks, episodes, strict=True)]
+    acted = [
+        [name for call in e.calls for name in call.tool_names][:2] == ["execute_python_code", "generate_response"]
+        and e.metrics["tool_calls/execute_python_code"] >= 1
+        for e in episodes
+    ]
+    assert sum(acted) >= 3, report
+    assert sum(e.reward > 0.0 for e in episodes) >= 3, report  # the right product handed in
+
+
 def test_server_stops_without_orphans(vllm):
     pid = vllm.pid
     vllm.close()
@@ -205,33 +235,3 @@ def test_keep_alive_server_is_reused_only_with_identical_arguments(tmp_path, smo
         assert not other._try_reuse()  # different arguments: never shared
     finally:
         stop_process_group(first.pid, "kept vLLM")
-
-
-def test_main_job_workflow_computes_with_its_tool_and_hands_in_through_the_answer_tool(vllm, smollm2_dir):
-    """The main job's workflow (small_model_workflow.py) makes the embedded model act: greedy, on its
-    two- by three-digit products, the agent runs the python tool and then answers through AgentScope's
-    answer tool, and the answer it hands in is the product the tool printed (what RL then refines).
-    The tutorial's own workflow makes no tool call on these tasks (small_model_workflow.py says why).
-
-    Counted over 4 tasks, not required of each: this module's engine has served other prompts with the same
-    system-prompt start, and a cached prefix can flip a greedy near-tie (see test_gateway_vllm.py); the
-    main job's untrained greedy validation does this on 31 to 32 of 32 tasks."""
-    from astuner.rollout.build import tuner_settings
-    from astuner.task_reader.arithmetic import generate_tasks
-
-    loaded = load_config(MAIN_JOB_YAML, [f"astuner.rollout.max_model_len={E2E_MAX_MODEL_LEN}"], cwd=REPO)
-    engine = VllmEngine(vllm.base_url, "policy")
-    runner = build_runner(loaded.astuner, engine, load_tokenizer(smollm2_dir), loaded.yaml_path.parent, REPO)
-    tasks = generate_tasks("validation", 4, seed=0, difficulty=loaded.astuner.task_reader.arithmetic.difficulty)
-    greedy = tuner_settings(loaded.astuner, temperature=0.0)
-    episodes = asyncio.run(run_episodes(runner, engine, tasks, num_repeat=1, tuner=greedy))
-
-    assert all(e.status == "ok" for e in episodes), [e.error for e in episodes]
-    report = [(t.main_query, [c.response_text for c in e.calls]) for t, e in zip(tasks, episodes, strict=True)]
-    acted = [
-        [name for call in e.calls for name in call.tool_names][:2] == ["execute_python_code", "generate_response"]
-        and e.metrics["tool_calls/execute_python_code"] >= 1
-        for e in episodes
-    ]
-    assert sum(acted) >= 3, report
-    assert sum(e.reward > 0.0 for e in episodes) >= 3, report  # the right product handed in
