@@ -84,10 +84,9 @@ def measure(proc: psutil.Process) -> Sample | None:
     """
     try:
         own = proc.memory_full_info()
-        roots = _engine_roots(proc)
-        engine = [r.memory_full_info() for r in roots]
-        engine += [k.memory_full_info() for r in roots for k in r.children(recursive=True)]
-        engine_pids = {r.pid for r in roots} | {k.pid for r in roots for k in r.children(recursive=True)}
+        group = [p for r in _engine_roots(proc) for p in (r, *r.children(recursive=True))]
+        engine = [p.memory_full_info() for p in group]
+        engine_pids = {p.pid for p in group}
         tools = [c.memory_info().rss for c in proc.children(recursive=True) if c.pid not in engine_pids]
     except psutil.Error:
         return None
