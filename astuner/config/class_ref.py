@@ -213,8 +213,12 @@ def load_class(ref: ClassRef) -> type:
     Raises:
         ClassRefError: the module fails to import (its own error is included) or lacks the class.
     """
-    if ref.root is not None and str(ref.root) not in sys.path:
-        logger.debug(f"adding {ref.root} to sys.path to import {ref.module}")
+    if ref.root is not None and (not sys.path or sys.path[0] != str(ref.root)):
+        # First, not just present: a folder put on sys.path earlier (another YAML's, the user's own) may hold
+        # a module of the same name, and the reference means the one next to its YAML.
+        logger.debug(f"putting {ref.root} first on sys.path to import {ref.module}")
+        if str(ref.root) in sys.path:
+            sys.path.remove(str(ref.root))
         sys.path.insert(0, str(ref.root))
     try:
         module = importlib.import_module(ref.module)

@@ -73,6 +73,18 @@ def test_module_name_taken_by_the_standard_library(project):
         resolve_class("json.py->A", project, project)
 
 
+def test_a_same_named_module_in_a_folder_already_on_sys_path_does_not_shadow_the_reference(tmp_path, monkeypatch):
+    """Two tutorials each with a ``workflow.py``: the other one's folder went on sys.path first (an earlier load in
+    this process) and neither module is imported yet. The reference means the module next to its own YAML."""
+    name = _unique(tmp_path, "workflow")
+    for folder, cls in (("other", "OtherFlow"), ("mine", "MyFlow")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{name}.py").write_text(f"class {cls}:\n    pass\n")
+    monkeypatch.setattr("sys.path", [str(tmp_path / "other"), str(tmp_path / "mine"), *__import__("sys").path])
+    cls = resolve_class(f"{name}->MyFlow", tmp_path / "mine", tmp_path)
+    assert cls.__name__ == "MyFlow"
+
+
 # ---- did you mean: the class in a sibling module or file (found by reading source, never importing it) ----------
 
 # A sibling that defines the class but must never run: importing it would write a marker file.
