@@ -35,7 +35,7 @@ CONFIG = {
             "agentscope_workflow": f"{HERE / 'parity_workflow.py'}->ParityWorkflow",
             "temperature": 1.0,
             "num_repeat": 4,
-            "max_response_length_in_one_turn": 24,
+            "max_response_length_in_one_turn": 8,  # the reward reads only the sampled ids: few suffice
             "max_model_len": 1024,
             "max_num_seqs": 8,
             "engine": {"keep_alive": True},

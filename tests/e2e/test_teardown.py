@@ -26,7 +26,8 @@ from tests.e2e.tool_loop_workflow import RUN_CONFIG
 pytestmark = pytest.mark.e2e
 
 CONFIG = {"astuner": {**RUN_CONFIG["astuner"], "debug": {"rollout_only": True}}}
-CONFIG["astuner"]["trainer_common"] = {"total_training_steps": 2, "val_before_train": False, "test_freq": 100}
+# one step: the signals arrive inside step 1's rollout, and a normal end needs no more
+CONFIG["astuner"]["trainer_common"] = {"total_training_steps": 1, "val_before_train": False, "test_freq": 100}
 BOOM = """
 from astuner.task_judge.base_judge import BaseJudge
 
