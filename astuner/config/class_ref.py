@@ -213,13 +213,14 @@ def load_class(ref: ClassRef) -> type:
     Raises:
         ClassRefError: the module fails to import (its own error is included) or lacks the class.
     """
-    if ref.root is not None and (not sys.path or sys.path[0] != str(ref.root)):
+    root = str(ref.root) if ref.root is not None else None
+    if root is not None and sys.path[:1] != [root]:
         # First, not just present: a folder put on sys.path earlier (another YAML's, the user's own) may hold
         # a module of the same name, and the reference means the one next to its YAML.
-        logger.debug(f"putting {ref.root} first on sys.path to import {ref.module}")
-        if str(ref.root) in sys.path:
-            sys.path.remove(str(ref.root))
-        sys.path.insert(0, str(ref.root))
+        logger.debug(f"putting {root} first on sys.path to import {ref.module}")
+        if root in sys.path:
+            sys.path.remove(root)
+        sys.path.insert(0, root)
     try:
         module = importlib.import_module(ref.module)
     except Exception as exc:  # the user's module raised while importing: report it on one line

@@ -80,7 +80,8 @@ def test_a_same_named_module_in_a_folder_already_on_sys_path_does_not_shadow_the
     for folder, cls in (("other", "OtherFlow"), ("mine", "MyFlow")):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / f"{name}.py").write_text(f"class {cls}:\n    pass\n")
-    monkeypatch.setattr("sys.path", [str(tmp_path / "other"), str(tmp_path / "mine"), *__import__("sys").path])
+    monkeypatch.syspath_prepend(str(tmp_path / "mine"))
+    monkeypatch.syspath_prepend(str(tmp_path / "other"))  # ahead of "mine"
     cls = resolve_class(f"{name}->MyFlow", tmp_path / "mine", tmp_path)
     assert cls.__name__ == "MyFlow"
 
