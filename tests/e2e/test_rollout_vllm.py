@@ -30,11 +30,11 @@ pytestmark = pytest.mark.e2e
 MAIN_JOB_YAML = REPO / "tutorial" / "example_math_agent" / "math_agent_cpu.yaml"
 
 
-def tutorial_config():
+def tutorial_config(turn_tokens: int = 256):
     overrides = [
         "astuner.model.path=builtin:smollm2-135m",
         f"astuner.rollout.max_model_len={E2E_MAX_MODEL_LEN}",
-        "astuner.rollout.max_response_length_in_one_turn=256",
+        f"astuner.rollout.max_response_length_in_one_turn={turn_tokens}",
         "astuner.rollout.num_repeat=2",
     ]
     return load_config(TUTORIAL_YAML, overrides, cwd=REPO)
@@ -76,7 +76,9 @@ def test_seed_workflow_on_gsm8k(vllm, smollm2_dir, gsm8k_dir):
 
 
 def test_multi_turn_tool_loop_merges_token_exactly(vllm, smollm2_dir, gsm8k_dir):
-    loaded = tutorial_config()
+    # Room for any constrained call: its code is at most 80 characters (the tool's maxLength), but a sampled
+    # character may be written as a 6-character JSON escape; at 256 tokens one call was cut mid-string.
+    loaded = tutorial_config(turn_tokens=640)
     tokenizer = load_tokenizer(smollm2_dir)
     engine = VllmEngine(vllm.base_url, "policy")
     from astuner.rollout.build import rollout_settings
