@@ -70,13 +70,22 @@ class Row:
         return self.prefix + sum(len(tokens(i.sample)) - self.prefix for i in self.items)
 
     @property
+    def own_spans(self) -> list[tuple[int, int]]:
+        """(start column, length) of each item's own tokens (those after the prefix), in order."""
+        spans, at = [], self.prefix
+        for item in self.items:
+            own = len(tokens(item.sample)) - self.prefix
+            spans.append((at, own))
+            at += own
+        return spans
+
+    @property
     def cost(self) -> float:
         """The row's positions plus its attention's query-key pairs, in units of one position's other work."""
         if not self.packed:  # the mask's kernel computes every pair of the row
             return self.length * (1 + self.length / ATTENTION_KEYS)
         p = self.prefix
-        own = [len(tokens(i.sample)) - p for i in self.items]
-        pairs = p * p / 2 + sum(n * (p + n / 2) for n in own)
+        pairs = p * p / 2 + sum(n * (p + n / 2) for _, n in self.own_spans)
         return self.length + pairs / PACKED_ATTENTION_KEYS
 
 
@@ -154,15 +163,7 @@ class MicroBatch:
         """``input_ids``, ``position_ids`` and the ``packed_layout`` that ``packed_attention.py`` reads instead
         of a mask."""
         ids, positions, _ = self._layout(pad_id)
-        samples = []
-        for row in self.rows:
-            at, spans = row.prefix, []
-            for item in row.items:
-                own = len(tokens(item.sample)) - row.prefix
-                spans.append((at, own))
-                at += own
-            samples.append(spans)
-        layout = PackedLayout.of([row.prefix for row in self.rows], samples)
+        layout = PackedLayout.of([row.prefix for row in self.rows], [row.own_spans for row in self.rows])
         return {"input_ids": ids.to(device), "position_ids": positions.to(device), "packed_layout": layout}
 
     def flat_index(self, positions: torch.Tensor) -> torch.Tensor:
@@ -170,12 +171,10 @@ class MicroBatch:
         output flattened to ``[rows * width, hidden]``; items in ``self.items`` order."""
         base, prefix, start = [], [], []
         for r, row in enumerate(self.rows):
-            at = row.prefix
-            for item in row.items:
+            for at, _ in row.own_spans:
                 base.append(r * self.width)
                 prefix.append(row.prefix)
                 start.append(at)
-                at += len(tokens(item.sample)) - row.prefix
         base_t, prefix_t, start_t = (torch.tensor(v, device=positions.device)[:, None] for v in (base, prefix, start))
         return base_t + torch.where(positions < prefix_t, positions, start_t + positions - prefix_t)
 

@@ -138,8 +138,9 @@ class PolicyTrainer:
             )
             if d.bf16_autocast:
                 # peft casts each LoRA layer's input to its fp32 weights (a copy of the activations), which
-                # autocast casts back to bf16 for the matmul: two copies per layer and pass, a third of the
-                # update on the main job. Autocast alone runs the same matmul in bf16.
+                # autocast casts back to bf16 for the matmul: two copies per layer and pass. Autocast alone
+                # runs the same matmul in bf16. With the casts and an fp32 base, a replayed main-job step
+                # took 96.6 s (full fine-tuning 78.8 s); without them and with the bf16 base, 50-66 s.
                 for module in model.modules():
                     if isinstance(module, BaseTunerLayer):
                         module.cast_input_dtype_enabled = False
