@@ -41,7 +41,8 @@ CONFIG = {
             "engine": {"keep_alive": True},
         },
         "model": {"path": "builtin:smollm2-135m"},
-        "trainer_common": {"total_training_steps": 4, "save_freq": 1, "test_freq": 2},
+        # every step saves, the two newest stay: the resumed runs below restart from a kept one
+        "trainer_common": {"total_training_steps": 4, "save_freq": 1, "test_freq": 2, "max_checkpoints_to_keep": 2},
         "optim": {"lr": 1.0e-3},
         "debug": {"deterministic": True, "lora_rank": 8},
     }
@@ -135,7 +136,8 @@ def test_trains_records_and_syncs(uninterrupted):
             "rollout_seconds",
         ):
             assert key in r
-    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["step_1", "step_2", "step_3", "step_4"]
+    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["step_3", "step_4"]
+    assert "checkpoint deleted (max_checkpoints_to_keep):" in (exp / "astuner.log").read_text()
     assert (exp / "reward_curve.png").stat().st_size > 1000
     assert list((exp / "tensorboard").iterdir())
     assert (exp / "trajectories" / "step_000004.jsonl").is_file()
@@ -159,7 +161,7 @@ def interrupt_at(conf: Path, root: Path, phase: str, step: int, sig: int, timeou
 
 
 def complete_checkpoints(exp: Path) -> list[str]:
-    """Checkpoint folders under their final name; each must be whole (never half-written)."""
+    """Checkpoint folders under their final name; each must be whole (never half-written or half-deleted)."""
     names = sorted(p.name for p in (exp / "checkpoints").iterdir() if p.name.startswith("step_"))
     for name in names:
         folder = exp / "checkpoints" / name
@@ -198,7 +200,8 @@ def test_interrupted_then_resumed_ends_with_identical_weights(experiment_yaml, u
     assert "resumed from" in out
     assert final_hash(exp) == final_hash(uninterrupted[0])
     assert [r["step"] for r in metrics(exp) if r["phase"] == "train"] == [1, 2, 3, 4]
-    assert complete_checkpoints(exp) == ["step_1", "step_2", "step_3", "step_4"]
+    assert complete_checkpoints(exp) == ["step_3", "step_4"]
+    assert [p.name for p in (exp / "checkpoints").iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
 def test_dynamic_sampling_refills_groups_without_signal_up_to_its_cap(experiment_yaml, tmp_path):

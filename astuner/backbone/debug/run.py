@@ -4,7 +4,7 @@ Per step: read ``data.train_batch_size`` tasks -> roll out ``rollout.num_repeat`
 (vLLM child process, the user's workflow in this event loop) -> judge -> advantages per task group ->
 PPO-clip update of the HF model with torch -> push the new weights into vLLM (in place) -> record.
 Validation (greedy) every ``trainer_common.test_freq`` steps, checkpoints every ``save_freq`` steps
-and at the end; ``--resume`` continues from the latest checkpoint exactly.
+and at the end (the newest ``max_checkpoints_to_keep`` kept); ``--resume`` continues from the latest checkpoint exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from tqdm import tqdm
 from astuner.algo.advantages import compute_advantages, zero_signal_groups
 from astuner.algo.dynamic_sampling import GroupFilter
 from astuner.algo.semantics import enters_group
-from astuner.backbone.debug.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+from astuner.backbone.debug.checkpoint import (
+    TrainState,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from astuner.config.load import LoadedConfig
 from astuner.engine.vllm_client import VllmEngine
 from astuner.engine.weight_sync import VllmWeightSync
@@ -190,8 +196,10 @@ class DebugRun:
                     await self._validate(runner, state.step)
                 if trainer is not None and (state.step % cfg.trainer_common.save_freq == 0 or state.step == total):
                     logger.debug(f"phase checkpoint step {state.step}")
-                    path = save_checkpoint(self.experiment.checkpoints_dir, trainer, state)
-                    logger.info(f"checkpoint: {path}")
+                    folder = self.experiment.checkpoints_dir
+                    logger.info(f"checkpoint: {save_checkpoint(folder, trainer, state)}")
+                    for old in prune_checkpoints(folder, cfg.trainer_common.max_checkpoints_to_keep):
+                        logger.info(f"checkpoint deleted (max_checkpoints_to_keep): {old}")
         finally:
             if runner.env is not None:
                 await runner.env.aclose()

@@ -120,6 +120,7 @@ TO_TRINITY: dict[str, tuple[tuple[str, Callable[[Any, AstunerConfig], Any]], ...
     "rollout.max_model_len": (("model.max_model_len", _same),),
     "model.path": (("model.model_path", _same),),
     "trainer_common.save_freq": (("trainer.save_interval", _same),),
+    "trainer_common.max_checkpoints_to_keep": (("trainer.max_checkpoints_to_keep", _same),),
     "trainer_common.test_freq": (("explorer.eval_interval", _same),),
     "trainer_common.total_epochs": (("buffer.total_epochs", _same),),
     "trainer_common.total_training_steps": (("buffer.total_steps", _same),),

@@ -59,6 +59,11 @@ TO_VERL: dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     "rollout.max_model_len": (("actor_rollout_ref.rollout.max_model_len", lambda v: v),),
     "model.path": (("actor_rollout_ref.model.path", lambda v: v),),
     "trainer_common.save_freq": (("trainer.save_freq", lambda v: v),),
+    # verl keeps actor and critic checkpoints apart; null keeps all, where astuner says 0
+    "trainer_common.max_checkpoints_to_keep": (
+        ("trainer.max_actor_ckpt_to_keep", lambda v: v or None),
+        ("trainer.max_critic_ckpt_to_keep", lambda v: v or None),
+    ),
     "trainer_common.test_freq": (("trainer.test_freq", lambda v: v),),
     "trainer_common.total_epochs": (("trainer.total_epochs", lambda v: v),),
     "trainer_common.total_training_steps": (("trainer.total_training_steps", lambda v: v),),

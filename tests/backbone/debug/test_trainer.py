@@ -7,7 +7,13 @@ import dataclasses
 import pytest
 import torch
 
-from astuner.backbone.debug.checkpoint import TrainState, latest_checkpoint, load_checkpoint, save_checkpoint
+from astuner.backbone.debug.checkpoint import (
+    TrainState,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from astuner.backbone.debug.trainer import PolicyTrainer, TrainItem
 from astuner.config.schema import AstunerConfig
 from astuner.context.types import Sample
@@ -124,6 +130,23 @@ def test_checkpoint_round_trip_is_exact(tiny_model_dir, tmp_path, lora_rank):
     trainer.update(ITEMS)
     restored.update(ITEMS)  # optimizer moments restored too: the next step is identical
     assert restored.weights_hash() == trainer.weights_hash()
+
+
+def test_pruning_keeps_the_newest_checkpoints_and_only_touches_its_own(tiny_model_dir, tmp_path):
+    trainer = PolicyTrainer(tiny_model_dir, config())
+    for step in (1, 2, 10):  # 10 after 2: steps compare as numbers, not names
+        save_checkpoint(tmp_path, trainer, TrainState(step=step))
+    assert prune_checkpoints(tmp_path, 0) == []  # 0 keeps all
+    (tmp_path / ".step_3.tmp-1").mkdir()  # a killed process's write
+    (tmp_path / ".step_1.delete-1").mkdir()  # a killed process's delete
+    (tmp_path / "step_7").mkdir()  # no state.json: not a checkpoint of ours
+    (tmp_path / "best").mkdir()  # the user's own
+    deleted = prune_checkpoints(tmp_path, 2)
+    assert deleted == [tmp_path / "step_1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "step_10", "step_2", "step_7"]
+    assert latest_checkpoint(tmp_path) == tmp_path / "step_10"
+    assert prune_checkpoints(tmp_path, 1) == [tmp_path / "step_2"]
+    assert load_checkpoint(tmp_path / "step_10", PolicyTrainer(tiny_model_dir, config())).step == 10
 
 
 def _sgd(trainer, lr=0.1):

@@ -84,6 +84,17 @@ def test_single_timeline_episodes_use_plain_grpo(trinity_experiment, tmp_path):
     assert to_trinity(loaded, tmp_path).config["algorithm"]["algorithm_type"] == "rloo"
 
 
+def test_checkpoint_retention_is_trinitys(trinity_experiment, tmp_path):
+    """Trinity deletes its own old checkpoints; 0 means "keep all" on both sides."""
+    for keep in (0, 3):
+        loaded = load_config(
+            trinity_experiment(), [f"astuner.trainer_common.max_checkpoints_to_keep={keep}"], backbone="trinity"
+        )
+        config = to_trinity(loaded, tmp_path).config
+        assert config["trainer"]["max_checkpoints_to_keep"] == keep
+        assert trinity_issues(config, "x.yaml") == []
+
+
 def test_multi_timeline_needs_grpo(trinity_experiment, tmp_path):
     loaded = load_config(trinity_experiment(), ["astuner.algorithm.adv_estimator=rloo"], backbone="trinity")
     with pytest.raises(ConfigError, match=r"adv_estimator: = 'rloo' has no step-wise variant in Trinity"):

@@ -63,6 +63,15 @@ def test_explicit_verl_key_wins_and_is_reported(verl_experiment, tmp_path):
     assert any("actor_rollout_ref.rollout.n = 8" in w and "astuner.rollout.num_repeat = 2" in w for w in t.warnings)
 
 
+def test_checkpoint_retention_is_verls(verl_experiment, tmp_path):
+    """verl keeps actor and critic checkpoints apart and says "keep all" with null, astuner with 0."""
+    for keep, expected in ((0, None), (3, 3)):
+        override = f"astuner.trainer_common.max_checkpoints_to_keep={keep}"
+        loaded = load_config(verl_experiment(), [override], backbone="verl")
+        trainer = to_verl(loaded, tmp_path).config.trainer
+        assert (trainer.max_actor_ckpt_to_keep, trainer.max_critic_ckpt_to_keep) == (expected, expected)
+
+
 def test_keys_astuner_wires_cannot_be_set(verl_experiment, tmp_path):
     loaded = load_config(verl_experiment(), ["+data.train_files=/x.parquet"], backbone="verl")
     with pytest.raises(ConfigError, match=r"data.train_files: = '/x.parquet' is set by astuner .*; remove it"):
