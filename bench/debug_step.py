@@ -95,14 +95,15 @@ def measure(proc: psutil.Process) -> Sample | None:
     """
     try:
         own = proc.memory_full_info()
-        group = [p for r in _engine_roots(proc) for p in (r, *r.children(recursive=True))]
+        roots = _engine_roots(proc)
+        group = [p for r in roots for p in (r, *r.children(recursive=True))]
         engine = [p.memory_full_info() for p in group]
         engine_pids = {p.pid for p in group}
         tools = [c.memory_info().rss for c in proc.children(recursive=True) if c.pid not in engine_pids]
-        roots = {r.pid for r in _engine_roots(proc)}
+        root_pids = {r.pid for r in roots}
         parts: dict[str, float] = {}
         for p, info in zip(group, engine, strict=True):
-            part = _engine_part(p, roots)
+            part = _engine_part(p, root_pids)
             parts[part] = parts.get(part, 0.0) + info.rss / GIB
     except psutil.Error:
         return None
