@@ -6,19 +6,88 @@ weights as one bf16 safetensors file and asking the server to reload them in pla
 about a second, while restarting the server takes ~25 s; sleep/wake is silently ignored on CPU.
 So astuner reloads in place. The check compares the engine's prompt logprobs of a fixed sequence
 with the trainer's: after a correct sync they agree up to bf16 rounding.
+
+The file is written one tensor at a time (``WeightStream``): the engine's copy of the weights is
+made and written tensor by tensor, never whole beside the trainer's own.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import struct
 import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import torch
-from safetensors.torch import save_file
 
 from astuner.engine.protocol import EngineError
+
+
+@dataclass(frozen=True)
+class WeightStream:
+    """A state dict whose tensors are made one at a time, with every name and shape known up front.
+
+    Why: building the engine's copy whole (LoRA merged into the frozen base, or the fp32 master
+    weights cast to bf16) held a second 0.27 GiB copy of the 135M model in the trainer at each
+    sync, the trainer's peak of the main job with LoRA (bench/debug_step.py). A safetensors
+    header lists every name, dtype and shape before any data, hence ``shapes`` first.
+
+    Attributes:
+        shapes: name -> shape, in the order ``tensors`` yields them.
+        tensors: makes the (name, tensor) pairs, one at a time.
+    """
+
+    shapes: dict[str, tuple[int, ...]]
+    tensors: Callable[[], Iterator[tuple[str, torch.Tensor]]]
+
+    @classmethod
+    def of(cls, state: Mapping[str, torch.Tensor]) -> WeightStream:
+        """A stream over tensors that already exist."""
+        return cls({k: tuple(v.shape) for k, v in state.items()}, lambda: iter(state.items()))
+
+
+# safetensors' dtype names (its format's spec: https://github.com/huggingface/safetensors#format)
+_SAFETENSORS_DTYPE = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32"}
+
+
+def write_safetensors(path: Path, stream: WeightStream, dtype: torch.dtype) -> None:
+    """Write ``stream`` as a safetensors file of ``dtype`` tensors, holding one tensor at a time.
+
+    safetensors' ``save_file`` takes a dict of finished tensors; this writes the format itself
+    (8-byte little-endian header length, a JSON header padded with spaces to 8 bytes, the tensors'
+    bytes back to back in header order), so that each tensor can be made, written and dropped.
+
+    Raises:
+        ValueError: a tensor's name or shape differs from what ``stream.shapes`` announced.
+    """
+    width, kind = torch.tensor([], dtype=dtype).element_size(), _SAFETENSORS_DTYPE[dtype]
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in stream.shapes.items():
+        size = math.prod(shape) * width
+        header[name] = {"dtype": kind, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    expected = iter(stream.shapes.items())
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for name, tensor in stream.tensors():
+            want = next(expected, None)
+            if want != (name, tuple(tensor.shape)):
+                raise ValueError(f"weight stream: got {name} {tuple(tensor.shape)}, announced {want}")
+            data = tensor.detach().to(dtype=dtype, device="cpu").contiguous()
+            f.write(data.view(torch.uint8).numpy().data)
+            del tensor, data  # before the stream makes the next one
+        missing = [name for name, _ in expected]
+        if missing:
+            raise ValueError(f"weight stream: {len(missing)} announced tensors never came, first {missing[0]}")
 
 
 class VllmWeightSync:
@@ -49,12 +118,16 @@ class VllmWeightSync:
         if r.status_code != 200:
             raise EngineError(f"POST {url}: HTTP {r.status_code}: {r.text[:300]}")
 
-    def export(self, state: dict[str, torch.Tensor]) -> float:
-        """Write ``state`` as ``model.safetensors`` atomically; returns seconds."""
+    def export(self, weights: WeightStream | Mapping[str, torch.Tensor]) -> float:
+        """Write ``weights`` as ``model.safetensors`` atomically; returns seconds."""
         start = time.monotonic()
-        tensors = {k: v.detach().to(self.dtype).cpu().contiguous() for k, v in state.items()}
+        stream = weights if isinstance(weights, WeightStream) else WeightStream.of(weights)
         tmp = self.export_dir / f".model.safetensors.tmp-{os.getpid()}"
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        try:
+            write_safetensors(tmp, stream, self.dtype)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.export_dir / "model.safetensors")
         return time.monotonic() - start
 
@@ -66,8 +139,8 @@ class VllmWeightSync:
         self._post("/reset_prefix_cache")
         return time.monotonic() - start
 
-    def push(self, state: dict[str, torch.Tensor]) -> dict[str, float]:
-        return {"sync_export_seconds": self.export(state), "sync_reload_seconds": self.reload()}
+    def push(self, weights: WeightStream | Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return {"sync_export_seconds": self.export(weights), "sync_reload_seconds": self.reload()}
 
     def prompt_logprobs(self, ids: list[int], model_name: str = "policy") -> list[float]:
         """The engine's logprob of each token of ``ids`` given the previous ones."""

@@ -44,7 +44,8 @@ class _HeadLogprobs(torch.autograd.Function):
         hidden, weight, targets, lse = ctx.saved_tensors
         w = weight.detach().to(ctx.dtype)
         grad_hidden = torch.empty_like(hidden)
-        grad_weight = torch.zeros_like(weight)
+        # A frozen head (LoRA leaves it out) needs no weight gradient: one of the chunk's three matmuls.
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
         for i in range(0, len(targets), CHUNK):
             h = hidden[i : i + CHUNK].to(ctx.dtype)
             g = grad_out[i : i + CHUNK, None]
@@ -53,7 +54,8 @@ class _HeadLogprobs(torch.autograd.Function):
             grad.scatter_add_(1, targets[i : i + CHUNK, None], g).div_(ctx.temperature)
             grad_logits = grad.to(ctx.dtype)
             grad_hidden[i : i + CHUNK] = (grad_logits @ w).to(hidden.dtype)
-            grad_weight.add_(grad_logits.T @ h)  # in place, in the weight's dtype: no fp32 copy of the chunk
+            if grad_weight is not None:
+                grad_weight.add_(grad_logits.T @ h)  # in place, in the weight's dtype: no fp32 copy of the chunk
         return grad_hidden, grad_weight, None, None, None
 
 

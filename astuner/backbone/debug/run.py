@@ -132,7 +132,7 @@ class DebugRun:
                 sync = VllmWeightSync(server.base_url, self.experiment.root / "engine_weights")
                 try:
                     if trainer is not None and (state.step > 0 or not server.owned):
-                        sync.push(trainer.engine_state_dict())  # resumed weights, or a reused engine's
+                        sync.push(trainer.engine_weights())  # resumed weights, or a reused engine's
                     asyncio.run(self._loop(server.base_url, tokenizer, trainer, sync, state, total))
                 finally:
                     sync.close()
@@ -250,13 +250,14 @@ class DebugRun:
                 bar.close()
             t1 = time.monotonic()
             logger.debug(f"phase weight_sync step {state.step}")
-            metrics.update(sync.push(trainer.engine_state_dict()))
+            metrics.update(sync.push(trainer.engine_weights()))
             metrics["sync_seconds"] = time.monotonic() - t1
             engine_lp, trainer_lp = sync.prompt_logprobs(probe), trainer.sequence_logprobs(probe)
             metrics["sync_logprob_abs_diff"] = statistics.fmean(
                 abs(a - b) for a, b in zip(engine_lp, trainer_lp, strict=True)
             )
             metrics["weights_sha256"] = trainer.weights_hash()[:16]
+            trainer.release_memory()  # before the rollout, the engine's busy time
         metrics["step_seconds"] = time.monotonic() - t0
         write_step(self.experiment.trajectories_dir, state.step, episodes)
         assert self.sinks is not None

@@ -39,3 +39,26 @@ def test_values_and_gradients_match_the_full_log_softmax(bf16):
 def test_a_head_with_a_bias_is_refused():
     with pytest.raises(ValueError, match="bias-free LM head"):
         head_logprobs(torch.randn(2, 4), torch.nn.Linear(4, 10), torch.tensor([1, 2]), 1.0, False)
+
+
+def _backward_matmuls(head, hidden, targets, grad_out):
+    """The backward's result and the number of matmuls it ran (torch's profiler)."""
+    h = hidden.clone().requires_grad_()
+    out = head_logprobs(h, head, targets, 0.7, True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out.backward(grad_out)
+    return h.grad, sum(e.count for e in prof.key_averages() if e.key == "aten::mm")
+
+
+def test_a_frozen_head_skips_the_weight_gradient_and_keeps_the_hidden_one():
+    """LoRA freezes the head: its backward runs two matmuls per chunk instead of three."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(64, 1000, bias=False)
+    hidden, targets, grad_out = torch.randn(CHUNK + 3, 64), torch.randint(0, 1000, (CHUNK + 3,)), torch.randn(CHUNK + 3)
+    trained_grad, trained_mm = _backward_matmuls(head, hidden, targets, grad_out)
+    head.weight.grad = None
+    head.weight.requires_grad_(False)
+    frozen_grad, frozen_mm = _backward_matmuls(head, hidden, targets, grad_out)
+    assert (trained_mm, frozen_mm) == (6, 4)  # two chunks
+    assert head.weight.grad is None
+    assert torch.equal(frozen_grad, trained_grad)

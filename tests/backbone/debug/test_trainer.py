@@ -95,6 +95,24 @@ def test_lora_exports_full_weights_under_base_names(tiny_model_dir):
     assert changed and all("proj" in k for k in changed)  # LoRA touched the linear layers only
 
 
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_the_streamed_export_is_the_engine_state_dict_in_bf16(tiny_model_dir, tmp_path, lora_rank):
+    from safetensors.torch import load_file
+
+    from astuner.engine.weight_sync import VllmWeightSync
+
+    trainer = PolicyTrainer(tiny_model_dir, config(lora_rank=lora_rank))
+    trainer.update(ITEMS)
+    sync = VllmWeightSync("http://127.0.0.1:1", tmp_path)
+    try:
+        sync.export(trainer.engine_weights())
+    finally:
+        sync.close()
+    written, whole = load_file(tmp_path / "model.safetensors"), trainer.engine_state_dict()
+    assert set(written) == set(whole) and not any("lora" in k for k in written)
+    assert [k for k, v in whole.items() if not torch.equal(written[k], v.to(torch.bfloat16))] == []
+
+
 def test_lora_export_never_touches_the_frozen_base(tiny_model_dir, tmp_path):
     """Each weight sync exports merged weights; a resumed run (fresh base) must export the same ones.
 

@@ -1,0 +1,75 @@
+"""The weight export's safetensors writer: what safetensors reads back, one tensor held at a time."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from astuner.engine.weight_sync import VllmWeightSync, WeightStream, write_safetensors
+
+SHAPES = {"embed.weight": (7, 6), "layers.0.norm.weight": (6,), "layers.0.proj.weight": (5, 6), "head.bias": (3,)}
+
+
+def tensors(dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {k: torch.randn(s, generator=g).to(dtype) for k, s in SHAPES.items()}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_safetensors_reads_back_each_tensor_cast_to_the_engine_dtype(tmp_path, dtype):
+    state = tensors()
+    state["layers.0.proj.weight"] = state["layers.0.proj.weight"].t().contiguous().t()  # not contiguous
+    write_safetensors(tmp_path / "m.safetensors", WeightStream.of(state), dtype)
+    back = load_file(tmp_path / "m.safetensors")
+    assert list(back) == sorted(SHAPES) or set(back) == set(SHAPES)
+    for k, v in state.items():
+        assert back[k].dtype == dtype and torch.equal(back[k], v.to(dtype)), k
+    with safe_open(tmp_path / "m.safetensors", framework="pt") as f:
+        assert f.metadata() == {"format": "pt"}
+
+
+def test_the_writer_holds_one_made_tensor_at_a_time(tmp_path):
+    """Each tensor the stream makes is gone before the next one is made (the point of streaming)."""
+    alive: list[weakref.ref] = []
+    held_at_make: list[int] = []
+
+    def make():
+        for k, v in tensors().items():
+            gc.collect()
+            held_at_make.append(sum(r() is not None for r in alive))
+            t = v * 2  # a fresh tensor, as a LoRA merge makes
+            alive.append(weakref.ref(t))
+            yield k, t
+            del t
+
+    write_safetensors(tmp_path / "m.safetensors", WeightStream(dict(SHAPES), make), torch.bfloat16)
+    assert held_at_make == [0, 0, 0, 0]
+    back = load_file(tmp_path / "m.safetensors")
+    assert all(torch.equal(back[k], (v * 2).bfloat16()) for k, v in tensors().items())
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        ({**SHAPES, "head.bias": (4,)}, r"got head.bias \(3,\), announced \('head.bias', \(4,\)\)"),
+        ({"extra.weight": (2,), **SHAPES}, r"got embed.weight \(7, 6\), announced \('extra.weight', \(2,\)\)"),
+        ({**SHAPES, "extra.weight": (2,)}, r"1 announced tensors never came, first extra.weight"),
+    ],
+)
+def test_a_stream_unlike_its_announcement_fails_and_keeps_the_last_export(tmp_path, shapes, message):
+    sync = VllmWeightSync("http://127.0.0.1:1", tmp_path)
+    try:
+        sync.export(tensors())
+        before = (tmp_path / "model.safetensors").read_bytes()
+        state = tensors()
+        with pytest.raises(ValueError, match=message):
+            sync.export(WeightStream(shapes, lambda: iter({k: v + 1 for k, v in state.items()}.items())))
+        assert (tmp_path / "model.safetensors").read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left
+    finally:
+        sync.close()
