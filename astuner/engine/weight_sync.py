@@ -33,9 +33,10 @@ class WeightStream:
     """A state dict whose tensors are made one at a time, with every name and shape known up front.
 
     Why: building the engine's copy whole (LoRA merged into the frozen base, or the fp32 master
-    weights cast to bf16) held a second 0.27 GiB copy of the 135M model in the trainer at each
-    sync, the trainer's peak of the main job with LoRA (bench/debug_step.py). A safetensors
-    header lists every name, dtype and shape before any data, hence ``shapes`` first.
+    weights cast to bf16) held a second copy of the model in the trainer at each sync; with LoRA
+    also every fp32 delta at once, +0.8 GiB for a moment on the 135M model, which made the sync the
+    trainer's peak in the main job (docs/quality/benchmarks.md). A safetensors header lists every
+    name, dtype and shape before any data, hence ``shapes`` first.
 
     Attributes:
         shapes: name -> shape, in the order ``tensors`` yields them.
