@@ -66,7 +66,7 @@ def write_safetensors(path: Path, stream: WeightStream, dtype: torch.dtype) -> N
     Raises:
         ValueError: a tensor's name or shape differs from what ``stream.shapes`` announced.
     """
-    width, kind = torch.tensor([], dtype=dtype).element_size(), _SAFETENSORS_DTYPE[dtype]
+    width, kind = dtype.itemsize, _SAFETENSORS_DTYPE[dtype]
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, shape in stream.shapes.items():

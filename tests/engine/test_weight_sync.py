@@ -15,9 +15,9 @@ from astuner.engine.weight_sync import VllmWeightSync, WeightStream, write_safet
 SHAPES = {"embed.weight": (7, 6), "layers.0.norm.weight": (6,), "layers.0.proj.weight": (5, 6), "head.bias": (3,)}
 
 
-def tensors(dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def tensors() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {k: torch.randn(s, generator=g).to(dtype) for k, s in SHAPES.items()}
+    return {k: torch.randn(s, generator=g) for k, s in SHAPES.items()}
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
@@ -26,7 +26,7 @@ def test_safetensors_reads_back_each_tensor_cast_to_the_engine_dtype(tmp_path, d
     state["layers.0.proj.weight"] = state["layers.0.proj.weight"].t().contiguous().t()  # not contiguous
     write_safetensors(tmp_path / "m.safetensors", WeightStream.of(state), dtype)
     back = load_file(tmp_path / "m.safetensors")
-    assert list(back) == sorted(SHAPES) or set(back) == set(SHAPES)
+    assert set(back) == set(SHAPES)
     for k, v in state.items():
         assert back[k].dtype == dtype and torch.equal(back[k], v.to(dtype)), k
     with safe_open(tmp_path / "m.safetensors", framework="pt") as f:
