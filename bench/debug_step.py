@@ -167,6 +167,10 @@ class Job:
             1, sum(r.get("samples_trained", 0) for r in self.steps)
         )
 
+    def restart_seconds(self) -> float:
+        """Seconds per step spent stopping and starting the engine (``rollout.engine.stop_during_update``)."""
+        return self.mean("engine_stop_seconds") + self.mean("engine_start_seconds")
+
     def mean(self, key: str) -> float:
         return statistics.fmean(r.get(key, 0.0) for r in self.steps) if self.steps else 0.0
 
@@ -218,10 +222,14 @@ def run_job(name: str, overrides: list[str], steps: int) -> Job:
 
 def print_job(job: Job) -> None:
     print(f"\n{job.name} settings: exit code {job.code}, wall {job.wall:.0f}s (incl. engine start, validation)")
-    print(f"{'step':>4} {'rollout_s':>9} {'update_s':>8} {'sync_s':>7} {'step_s':>7} {'samples':>8} {'reward':>7}")
+    print(
+        f"{'step':>4} {'rollout_s':>9} {'update_s':>8} {'restart_s':>9} {'sync_s':>7} {'step_s':>7} {'samples':>8} "
+        f"{'reward':>7}"
+    )
     for r in job.steps:
         print(
             f"{r['step']:>4} {r['rollout_seconds']:>9.1f} {r.get('train_seconds', 0):>8.1f} "
+            f"{r.get('engine_start_seconds', 0) + r.get('engine_stop_seconds', 0):>9.1f} "
             f"{r.get('sync_seconds', 0):>7.1f} {r['step_seconds']:>7.1f} {r.get('samples_trained', 0):>8} "
             f"{r['reward_mean']:>7.3f}"
         )
@@ -234,6 +242,8 @@ def print_comparison(old: Job, new: Job) -> None:
         ("update s/step (mean)", old.mean("train_seconds"), new.mean("train_seconds")),
         ("  per trained sample", old.per_sample(), new.per_sample()),
         ("rollout s/step (mean)", old.mean("rollout_seconds"), new.mean("rollout_seconds")),
+        ("engine stop + start s/step", old.restart_seconds(), new.restart_seconds()),
+        ("step s (mean)", old.mean("step_seconds"), new.mean("step_seconds")),
         ("reward (mean of steps)", old.mean("reward_mean"), new.mean("reward_mean")),
         ("peak RSS trainer GiB", old.peak("rss", 0), new.peak("rss", 0)),
         ("  during the update", old.peak_in("update"), new.peak_in("update")),

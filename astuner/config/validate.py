@@ -199,6 +199,12 @@ def _cross_checks(cfg: AstunerConfig, w: _Walker) -> None:
     if tr.type == "env_service":
         _check_env_service(cfg, w)
     _check_engine_flags(cfg, w)
+    if r.engine.stop_during_update and r.engine.keep_alive:
+        w.issue(
+            "astuner.rollout.engine.stop_during_update",
+            "= true stops the engine at every update, and rollout.engine.keep_alive = true keeps it for a later "
+            "run; set one of them to false",
+        )
     judge = cfg.task_judge.judge_protocol or ""
     if judge.endswith("->EnvServiceJudge") and tr.type != "env_service":
         w.issue(

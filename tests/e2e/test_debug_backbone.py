@@ -248,3 +248,60 @@ def test_dynamic_sampling_refills_groups_without_signal_up_to_its_cap(experiment
         assert m["zero_signal_groups"] == 0  # what trains has signal only
     step_1 = [json.loads(x) for x in (exp / "trajectories" / "step_000001.jsonl").read_text().splitlines()]
     assert len({e["task_id"] for e in step_1}) == expected[0][0]  # every rolled-out group is recorded
+
+
+def _engines_of(pid: int) -> set[int]:
+    """PIDs of the vLLM servers that are children of ``pid`` (the python tool's sandboxes are children too)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # it ended while we looked
+        if ppid == pid and b"vllm.entrypoints" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def _phase(log: Path) -> str:
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    marks = [line.split(" - phase ", 1)[1].split()[0] for line in text.splitlines() if " - phase " in line]
+    return marks[-1] if marks else "start"
+
+
+def test_an_engine_stopped_for_the_updates_is_gone_while_they_run_and_serves_the_new_weights(tmp_path, smollm2_dir):
+    """``rollout.engine.stop_during_update``: watched from outside, every update runs with no vLLM server
+    alive, each step's rollout runs on a server started after the previous update, and that server
+    scores a fixed text like the trainer does (it has the new weights)."""
+    config = json.loads(json.dumps(CONFIG))
+    config["astuner"]["rollout"]["engine"] = {"stop_during_update": True}
+    config["astuner"]["trainer_common"] = {"total_training_steps": 2, "save_freq": 2, "test_freq": 2}
+    conf = tmp_path / "stopped.yaml"
+    conf.write_text(yaml.safe_dump(config, sort_keys=False) + SEED_HEADER)
+    proc = astuner(["--conf", str(conf), "--exp-dir", str(tmp_path)], tmp_path)
+    log = tmp_path / "stopped" / "astuner.log"
+    seen: dict[str, set[frozenset[int]]] = {}
+    while proc.poll() is None:
+        before = _phase(log)
+        engines = frozenset(_engines_of(proc.pid))
+        if _phase(log) == before:  # the listing fell inside that phase
+            seen.setdefault(before, set()).add(engines)
+        time.sleep(0.05)
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out[-3000:]
+
+    assert seen["update"] == {frozenset()}  # no engine through any update
+    rollout_engines = [e for e in seen["rollout"] if e]
+    assert all(len(e) == 1 for e in rollout_engines) and len(set(rollout_engines)) == 2  # a fresh one for step 2
+    assert not any(Path(f"/proc/{pid}").exists() for e in rollout_engines for pid in e)  # none left behind
+    text = log.read_text()
+    assert text.count("vLLM ready in") == 3  # the start, and one after each update
+    train = [r for r in metrics(tmp_path / "stopped") if r["phase"] == "train"]
+    assert len({r["weights_sha256"] for r in train}) == 2
+    for r in train:
+        assert r["engine_start_seconds"] > 0 and r["engine_stop_seconds"] >= 0
+        assert r["sync_logprob_abs_diff"] < 0.3
+    assert "engine restart" in out

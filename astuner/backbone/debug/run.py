@@ -33,6 +33,7 @@ from astuner.backbone.debug.checkpoint import (
 )
 from astuner.config.load import LoadedConfig
 from astuner.engine.vllm_client import VllmEngine
+from astuner.engine.vllm_server import VllmServer
 from astuner.engine.weight_sync import VllmWeightSync
 from astuner.model import resolve_model_path
 from astuner.records import Experiment
@@ -100,6 +101,7 @@ class DebugRun:
         self.val_tasks = val[:n] if n else val
         self.sinks: MetricSinks | None = None
         self.runner: RolloutRunner | None = None
+        self.server: VllmServer | None = None
 
     def run(self) -> int:
         cfg = self.cfg
@@ -129,6 +131,7 @@ class DebugRun:
         )
         try:
             with vllm_server(cfg, model_dir, self.experiment.root / "vllm.log") as server:
+                self.server = server
                 sync = VllmWeightSync(server.base_url, self.experiment.root / "engine_weights")
                 try:
                     if trainer is not None and (state.step > 0 or not server.owned):
@@ -243,11 +246,21 @@ class DebugRun:
                 file=sys.stderr,
                 leave=False,
             )
+            e = self.cfg.rollout.engine
+            if e.stop_during_update:
+                assert self.server is not None
+                logger.debug(f"phase engine_stop step {state.step}")
+                metrics["engine_stop_seconds"] = self.server.stop()
             logger.debug(f"phase update step {state.step}")
             try:
                 metrics.update(trainer.update(items, progress=bar))
             finally:
                 bar.close()
+            if e.stop_during_update:
+                assert self.server is not None
+                logger.debug(f"phase engine_start step {state.step}")
+                # a seed per step: a restarted engine would otherwise sample from the same random stream again
+                metrics["engine_start_seconds"] = self.server.restart(seed=e.seed + state.step)
             t1 = time.monotonic()
             logger.debug(f"phase weight_sync step {state.step}")
             metrics.update(sync.push(trainer.engine_weights()))
@@ -275,6 +288,7 @@ class DebugRun:
             f"failed {metrics['episodes_failed'] + metrics['episodes_timeout']}, {groups}, "
             f"rollout {rollout_s:.0f}s, train {metrics.get('train_seconds', 0):.0f}s, "
             f"sync {metrics.get('sync_seconds', 0):.1f}s"
+            + (f", engine restart {metrics['engine_start_seconds']:.0f}s" if "engine_start_seconds" in metrics else "")
         )
         return episodes, state
 
