@@ -5,8 +5,9 @@
 Part 1 runs ``tutorial/example_math_agent/math_agent_cpu.yaml`` for a few steps as a user would
 (``python -m astuner``, this checkout's code), once with the update's settings before issue 20
 part 4 (``OLD``: one padded row per sample, no gradient checkpointing, freed memory kept, 1 GiB KV
-cache), once with today's defaults, and once with today's defaults and LoRA (``LORA``: rank 32 over
-the frozen bf16 base, lr 5e-4, 0.35 GiB KV cache), each from a fresh engine, with the same tasks and seeds. It
+cache, the engine running through the update), once with today's defaults (the job's YAML: the engine
+stopped during each update, a 0.35 GiB KV cache), and once with today's defaults and LoRA (``LORA``: rank
+32 over the frozen bf16 base, lr 5e-4), each from a fresh engine, with the same tasks and seeds. It
 samples every 0.5 s the RSS and PSS of astuner's process (the trainer) and of the vLLM server's
 process group (the engine), and prints per step the rollout / update / weight-sync seconds and the
 reward from metrics.jsonl, the peaks (also the trainer's during the update phases, from the phase
@@ -52,12 +53,12 @@ OLD = [
     "astuner.debug.release_memory=false",
     "astuner.debug.micro_batch_tokens=4096",
     "astuner.rollout.engine.cpu_kv_cache_gib=1.0",
+    "astuner.rollout.engine.stop_during_update=false",
 ]
 # Today's defaults with LoRA, at the learning rate that learned the main job with it in some runs (rank 32,
 # greedy success at steps 0-8: 0 / 9 / 100 / 100 / 100 % and 0 / 0 / 0 / 100 / 100 %; still 0 % at step 4 in a
-# third run, with dynamic sampling; at lr 1e-3, 0 / 0 / 0 / 0 / 100 %), and a 0.35 GiB KV cache (the main job's
-# rollouts filled at most 77 % of it, with no request preempted).
-LORA = ["astuner.debug.lora_rank=32", "astuner.optim.lr=5e-4", "astuner.rollout.engine.cpu_kv_cache_gib=0.35"]
+# third run, with dynamic sampling; at lr 1e-3, 0 / 0 / 0 / 0 / 100 %).
+LORA = ["astuner.debug.lora_rank=32", "astuner.optim.lr=5e-4"]
 SETTINGS = {"old": OLD, "new": [], "lora": LORA}
 
 

@@ -7,7 +7,15 @@ import dataclasses
 import pytest
 import torch
 
-from astuner.backbone.debug.shared_prefix import MicroBatch, Row, common_prefix, micro_batches, pack_rows, tokens
+from astuner.backbone.debug.shared_prefix import (
+    WIDTH_MULTIPLE,
+    MicroBatch,
+    Row,
+    common_prefix,
+    micro_batches,
+    pack_rows,
+    tokens,
+)
 from astuner.backbone.debug.trainer import PolicyTrainer, TrainItem
 from astuner.config.schema import AstunerConfig
 from astuner.context.types import Sample
@@ -49,13 +57,15 @@ def test_packed_positions_map_back_to_each_sample():
     items = [item([1, 2, 3], [4, 5]), item([1, 2, 3], [6]), item([9, 9], [9, 9, 9])]
     mb = MicroBatch((Row.of(items[:2]), Row.of(items[2:])))
     inputs = mb.inputs(pad_id=0, device=torch.device("cpu"), dtype=torch.float32)
-    assert inputs["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6], [9, 9, 9, 9, 9, 0]]
-    assert inputs["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3], [0, 1, 2, 3, 4, 0]]
+    assert mb.width == WIDTH_MULTIPLE == inputs["input_ids"].shape[1]  # 6 tokens, padded to a fixed multiple
+    pad = [0] * (WIDTH_MULTIPLE - 6)
+    assert inputs["input_ids"].tolist() == [[1, 2, 3, 4, 5, 6, *pad], [9, 9, 9, 9, 9, 0, *pad]]
+    assert inputs["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3, *pad], [0, 1, 2, 3, 4, 0, *pad]]
     allowed = (inputs["attention_mask"][:, 0] == 0).int().tolist()
-    assert allowed[0][5] == [1, 1, 1, 0, 0, 1]  # the second sample's token sees the prefix and itself only
-    assert allowed[1][5] == [0, 0, 0, 0, 0, 1]  # padding sees only itself
+    assert allowed[0][5][:6] == [1, 1, 1, 0, 0, 1]  # the second sample's token sees the prefix and itself only
+    assert allowed[1][5] == [0, 0, 0, 0, 0, 1, *pad]  # padding sees only itself
     positions = torch.tensor([[2, 3], [2, 0], [1, 2]])  # each item's positions in its own sequence
-    assert mb.flat_index(positions).tolist() == [[2, 3], [2, 0], [7, 8]]
+    assert mb.flat_index(positions).tolist() == [[2, 3], [2, 0], [WIDTH_MULTIPLE + 1, WIDTH_MULTIPLE + 2]]
 
 
 def test_packed_rows_give_each_sample_its_own_hidden_states(tiny_model_dir):
