@@ -392,6 +392,12 @@ class DebugConfig(ConfigNode):
         "Return freed memory to the OS between the update's passes (glibc malloc_trim): ~1 GiB lower peak RSS.",
         backbones=("debug",),
     )
+    optimizer_offload: bool = _f(
+        False,
+        "Keep the optimizer's state (AdamW's two moments: 1 GiB for the 135M model) in a file of the records "
+        "between updates, not in memory, so the rollout runs without it; a write and a read per step.",
+        backbones=("debug",),
+    )
     torch_threads: int = _f(0, "torch CPU threads for training; 0 keeps torch's default.", min=0, backbones=("debug",))
     replay: str | None = _f(
         None,

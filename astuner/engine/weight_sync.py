@@ -41,37 +41,52 @@ class WeightStream:
     Attributes:
         shapes: name -> shape, in the order ``tensors`` yields them.
         tensors: makes the (name, tensor) pairs, one at a time.
+        dtypes: name -> dtype, where known up front (a stream over existing tensors): lets
+            ``write_safetensors`` keep each tensor's own dtype.
     """
 
     shapes: dict[str, tuple[int, ...]]
     tensors: Callable[[], Iterator[tuple[str, torch.Tensor]]]
+    dtypes: dict[str, torch.dtype] | None = None
 
     @classmethod
     def of(cls, state: Mapping[str, torch.Tensor]) -> WeightStream:
         """A stream over tensors that already exist."""
-        return cls({k: tuple(v.shape) for k, v in state.items()}, lambda: iter(state.items()))
+        return cls(
+            {k: tuple(v.shape) for k, v in state.items()},
+            lambda: iter(state.items()),
+            {k: v.dtype for k, v in state.items()},
+        )
 
 
 # safetensors' dtype names (its format's spec: https://github.com/huggingface/safetensors#format)
 _SAFETENSORS_DTYPE = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32"}
 
 
-def write_safetensors(path: Path, stream: WeightStream, dtype: torch.dtype) -> None:
+def write_safetensors(path: Path, stream: WeightStream, dtype: torch.dtype | None) -> None:
     """Write ``stream`` as a safetensors file of ``dtype`` tensors, holding one tensor at a time.
 
-    safetensors' ``save_file`` takes a dict of finished tensors; this writes the format itself
-    (8-byte little-endian header length, a JSON header padded with spaces to 8 bytes, the tensors'
-    bytes back to back in header order), so that each tensor can be made, written and dropped.
+    safetensors' ``save_file`` takes a dict of finished tensors (and copies each into bytes before it
+    writes); this writes the format itself (8-byte little-endian header length, a JSON header padded
+    with spaces to 8 bytes, the tensors' bytes back to back in header order), so that each tensor can be
+    made, written and dropped. ``dtype`` None keeps each tensor's own (``stream.dtypes``).
 
     Raises:
-        ValueError: a tensor's name or shape differs from what ``stream.shapes`` announced.
+        ValueError: a tensor's name or shape differs from what ``stream.shapes`` announced, or ``dtype``
+            is None and the stream does not announce its dtypes.
     """
-    width, kind = dtype.itemsize, _SAFETENSORS_DTYPE[dtype]
+    if dtype is None and stream.dtypes is None:
+        raise ValueError("weight stream: keeping each tensor's dtype needs the stream's dtypes")
+    dtypes = {name: dtype or stream.dtypes[name] for name in stream.shapes}  # type: ignore[index]
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, shape in stream.shapes.items():
-        size = math.prod(shape) * width
-        header[name] = {"dtype": kind, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        size = math.prod(shape) * dtypes[name].itemsize
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPE[dtypes[name]],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
@@ -83,7 +98,7 @@ def write_safetensors(path: Path, stream: WeightStream, dtype: torch.dtype) -> N
             want = next(expected, None)
             if want != (name, tuple(tensor.shape)):
                 raise ValueError(f"weight stream: got {name} {tuple(tensor.shape)}, announced {want}")
-            data = tensor.detach().to(dtype=dtype, device="cpu").contiguous()
+            data = tensor.detach().to(dtype=dtypes[name], device="cpu").contiguous()
             f.write(data.view(torch.uint8).numpy().data)
             del tensor, data  # before the stream makes the next one
         missing = [name for name, _ in expected]

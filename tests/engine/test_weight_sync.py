@@ -73,3 +73,14 @@ def test_a_stream_unlike_its_announcement_fails_and_keeps_the_last_export(tmp_pa
         assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left
     finally:
         sync.close()
+
+
+def test_without_a_dtype_each_tensor_keeps_its_own(tmp_path):
+    state = {"a": torch.randn(3, 4), "b": torch.randn(5).to(torch.bfloat16), "c": torch.randn(2, 2).t()}
+    write_safetensors(tmp_path / "w.safetensors", WeightStream.of(state), None)
+    back = load_file(tmp_path / "w.safetensors")
+    assert {k: v.dtype for k, v in back.items()} == {k: v.dtype for k, v in state.items()}
+    assert all(torch.equal(back[k], v) for k, v in state.items())  # bit for bit
+    made = WeightStream({"a": (3, 4)}, lambda: iter(state.items()))  # a made stream announces no dtypes
+    with pytest.raises(ValueError, match="needs the stream's dtypes"):
+        write_safetensors(tmp_path / "x.safetensors", made, None)

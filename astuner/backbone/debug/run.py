@@ -102,6 +102,8 @@ class DebugRun:
         self.sinks: MetricSinks | None = None
         self.runner: RolloutRunner | None = None
         self.server: VllmServer | None = None
+        # debug.optimizer_offload: the optimizer's state between updates (deleted at the end of the run)
+        self.optimizer_file = experiment.root / "optimizer_offload.pt"
 
     def run(self) -> int:
         cfg = self.cfg
@@ -140,6 +142,7 @@ class DebugRun:
                 finally:
                     sync.close()
         finally:
+            self.optimizer_file.unlink(missing_ok=True)
             if self.runner is not None and self.runner.env is not None:
                 self.runner.env.close()  # instances the interrupted loop could not release
             self.sinks.close()
@@ -203,6 +206,7 @@ class DebugRun:
                     logger.info(f"checkpoint: {save_checkpoint(folder, trainer, state)}")
                     for old in prune_checkpoints(folder, cfg.trainer_common.max_checkpoints_to_keep):
                         logger.info(f"checkpoint deleted (max_checkpoints_to_keep): {old}")
+                    trainer.release_memory()  # before the next rollout
         finally:
             if runner.env is not None:
                 await runner.env.aclose()
@@ -256,6 +260,8 @@ class DebugRun:
                 metrics.update(trainer.update(items, progress=bar))
             finally:
                 bar.close()
+            if self.cfg.debug.optimizer_offload:  # before the engine starts again: its memory is back then
+                metrics["optimizer_offload_seconds"] = trainer.offload_optimizer(self.optimizer_file)
             if e.stop_during_update:
                 assert self.server is not None
                 logger.debug(f"phase engine_start step {state.step}")

@@ -150,6 +150,28 @@ def test_checkpoint_round_trip_is_exact(tiny_model_dir, tmp_path, lora_rank):
     assert restored.weights_hash() == trainer.weights_hash()
 
 
+def test_an_offloaded_optimizer_state_leaves_memory_and_comes_back_bit_for_bit(tiny_model_dir, tmp_path):
+    kept = PolicyTrainer(tiny_model_dir, config())
+    offloaded = PolicyTrainer(tiny_model_dir, config())
+    for t in (kept, offloaded):
+        t.update(ITEMS)
+    moments = sum(v.numel() for st in kept.optimizer.state.values() for v in st.values() if v.dim() > 0)
+    assert moments == 2 * sum(p.numel() for p in kept.model.parameters())  # AdamW's two moments per weight
+    assert offloaded.offload_optimizer(tmp_path / "opt.pt") >= 0
+    assert len(offloaded.optimizer.state) == 0 and (tmp_path / "opt.pt").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["opt.pt"]  # no temporary file left
+    # a checkpoint taken while the state is in its file holds the same state as one taken from memory
+    ckpt = save_checkpoint(tmp_path / "ckpt", offloaded, TrainState(step=1))
+    assert len(offloaded.optimizer.state) == 0
+    for t in (kept, offloaded):
+        t.update(ITEMS)  # the offloaded one reads its state back first
+    assert offloaded.offloaded is None and offloaded.weights_hash() == kept.weights_hash()
+    restored = PolicyTrainer(tiny_model_dir, config())
+    load_checkpoint(ckpt, restored)
+    restored.update(ITEMS)
+    assert restored.weights_hash() == kept.weights_hash()
+
+
 def test_pruning_keeps_the_newest_checkpoints_and_only_touches_its_own(tiny_model_dir, tmp_path):
     trainer = PolicyTrainer(tiny_model_dir, config())
     for step in (1, 2, 10):  # 10 after 2: steps compare as numbers, not names
