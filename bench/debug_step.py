@@ -6,8 +6,9 @@ Part 1 runs ``tutorial/example_math_agent/math_agent_cpu.yaml`` for a few steps 
 (``python -m astuner``, this checkout's code), once with the update's settings before issue 20
 part 4 (``OLD``: one padded row per sample, no gradient checkpointing, freed memory kept, 1 GiB KV
 cache, the engine running through the update), once with today's defaults (the job's YAML: the engine
-stopped during each update, a 0.35 GiB KV cache, the optimizer's state in a file between updates), and once with today's defaults and LoRA (``LORA``: rank
-32 over the frozen bf16 base, lr 5e-4), each from a fresh engine, with the same tasks and seeds. It
+stopped during each update, a 0.35 GiB KV cache, the optimizer's state in a file between updates), and
+once with today's defaults and LoRA (``LORA``: rank 32 over the frozen bf16 base, lr 5e-4), each from a
+fresh engine, with the same tasks and seeds. It
 samples every 0.5 s the RSS and PSS of astuner's process (the trainer) and of the vLLM server's
 process group (the engine), and prints per step the rollout / update / weight-sync seconds and the
 reward from metrics.jsonl, the peaks (also the trainer's during the update phases, from the phase
