@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from astuner.config import load_config
@@ -275,9 +276,11 @@ def _phase(log: Path) -> str:
 def test_an_engine_stopped_for_the_updates_is_gone_while_they_run_and_serves_the_new_weights(tmp_path, smollm2_dir):
     """``rollout.engine.stop_during_update``: watched from outside, every update runs with no vLLM server
     alive, each step's rollout runs on a server started after the previous update, and that server
-    scores a fixed text like the trainer does (it has the new weights)."""
+    scores a fixed text like the trainer does (it has the new weights). With ``debug.optimizer_offload``
+    the checkpoint still holds the optimizer's state."""
     config = json.loads(json.dumps(CONFIG))
     config["astuner"]["rollout"]["engine"] = {"stop_during_update": True}
+    config["astuner"]["debug"]["optimizer_offload"] = True
     config["astuner"]["trainer_common"] = {"total_training_steps": 2, "save_freq": 2, "test_freq": 2}
     conf = tmp_path / "stopped.yaml"
     conf.write_text(yaml.safe_dump(config, sort_keys=False) + SEED_HEADER)
@@ -304,4 +307,9 @@ def test_an_engine_stopped_for_the_updates_is_gone_while_they_run_and_serves_the
     for r in train:
         assert r["engine_start_seconds"] > 0 and r["engine_stop_seconds"] >= 0
         assert r["sync_logprob_abs_diff"] < 0.3
+        assert r["optimizer_offload_seconds"] > 0
     assert "engine restart" in out
+    # the offloaded optimizer state went into the checkpoint, and its file went away with the run
+    assert not (tmp_path / "stopped" / "optimizer_offload.pt").exists()
+    saved = torch.load(tmp_path / "stopped" / "checkpoints" / "step_2" / "optimizer.pt", weights_only=True)
+    assert saved["state"] and all("exp_avg_sq" in st for st in saved["state"].values())
