@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,7 @@ import httpx
 import torch
 
 from astuner.engine.protocol import EngineError
+from astuner.records.atomic import replaced_atomically
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,8 @@ class VllmWeightSync:
         """Write ``weights`` as ``model.safetensors`` atomically; returns seconds."""
         start = time.monotonic()
         stream = weights if isinstance(weights, WeightStream) else WeightStream.of(weights)
-        tmp = self.export_dir / f".model.safetensors.tmp-{os.getpid()}"
-        try:
+        with replaced_atomically(self.export_dir / "model.safetensors") as tmp:
             write_safetensors(tmp, stream, self.dtype)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, self.export_dir / "model.safetensors")
         return time.monotonic() - start
 
     def reload(self, weights_dir: Path | None = None) -> float:

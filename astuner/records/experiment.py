@@ -33,6 +33,8 @@ from typing import IO, Any
 
 from loguru import logger
 
+from astuner.records.atomic import atomic_write_text
+
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -117,16 +119,6 @@ class Experiment:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _holds_run(folder: Path) -> bool:

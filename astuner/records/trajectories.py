@@ -9,23 +9,20 @@ see half a step.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from astuner.records.atomic import replaced_atomically
 
 
 def write_step(trajectories_dir: Path, step: int, episodes: Iterable[Any], kind: str = "train") -> Path:
     """Write ``episodes`` (objects with ``to_dict()``) for ``step``; returns the file's path."""
     name = f"step_{step:06d}.jsonl" if kind == "train" else f"{kind}_step_{step:06d}.jsonl"
     path = trajectories_dir / name
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
+    with replaced_atomically(path, fsync=True) as tmp, tmp.open("w", encoding="utf-8") as f:
         for episode in episodes:
             f.write(json.dumps(episode.to_dict(), ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return path
 
 

@@ -251,10 +251,11 @@ class DebugRun:
                 leave=False,
             )
             e = self.cfg.rollout.engine
-            if e.stop_during_update:
-                assert self.server is not None
+            # the engine idles while the policy updates: stopped then, its memory is the update's
+            stopped = self.server if e.stop_during_update else None
+            if stopped is not None:
                 logger.debug(f"phase engine_stop step {state.step}")
-                metrics["engine_stop_seconds"] = self.server.stop()
+                metrics["engine_stop_seconds"] = stopped.stop()
             logger.debug(f"phase update step {state.step}")
             try:
                 metrics.update(trainer.update(items, progress=bar))
@@ -262,11 +263,10 @@ class DebugRun:
                 bar.close()
             if self.cfg.debug.optimizer_offload:  # before the engine starts again: its memory is back then
                 metrics["optimizer_offload_seconds"] = trainer.offload_optimizer(self.optimizer_file)
-            if e.stop_during_update:
-                assert self.server is not None
+            if stopped is not None:
                 logger.debug(f"phase engine_start step {state.step}")
                 # a seed per step: a restarted engine would otherwise sample from the same random stream again
-                metrics["engine_start_seconds"] = self.server.restart(seed=e.seed + state.step)
+                metrics["engine_start_seconds"] = stopped.restart(seed=e.seed + state.step)
             t1 = time.monotonic()
             logger.debug(f"phase weight_sync step {state.step}")
             metrics.update(sync.push(trainer.engine_weights()))
