@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shutil
 import statistics
 import time
@@ -45,8 +44,11 @@ from astuner.backbone.debug.shared_prefix import MicroBatch, Row, micro_batches
 from astuner.config.schema import AstunerConfig
 from astuner.context.types import Sample
 from astuner.engine.weight_sync import WeightStream
+from astuner.records.atomic import replaced_atomically
 
 BUCKET = 64
+# Statistics of policy_loss_sum that are means over the trained tokens forwarded (weighted so across passes).
+PER_TOKEN_STATS = ("clipfrac", "clipfrac_lower", "approx_kl", "ratio_mean")
 
 
 @dataclass
@@ -280,7 +282,8 @@ class PolicyTrainer:
         moments still move, as upstream).
         """
         start = time.monotonic()
-        self._restore_optimizer()
+        if self.offloaded is not None:  # the moments offload_optimizer wrote after the last update
+            self.load_optimizer(self.offloaded)
         chunks = [c for c in self.mini_batches(items) if sum(sum(i.sample.loss_mask) for i in c) > 0]
         if not chunks:
             return {"train_tokens": 0}
@@ -288,7 +291,12 @@ class PolicyTrainer:
         if progress is not None:
             progress.reset(total=sum(len(self.micro_batches(f)) for f in forwards))
         steps = [self._step(chunk, fwd, progress) for chunk, fwd in zip(chunks, forwards, strict=True)]
-        out = {k: statistics.fmean(s[k] for s in steps) for k in steps[0] if k not in ("train_tokens", "micro_batches")}
+        out = {k: statistics.fmean(s[k] for s in steps) for k in ("loss", "kl_ref", "grad_norm")}
+        # Means over forwarded tokens, like each step's: a mini-batch whose samples all had advantage 0 forwarded
+        # none and has no ratio to count (it would pull ``ratio_mean`` towards 0).
+        forwarded = sum(s["forward_tokens"] for s in steps)
+        for k in PER_TOKEN_STATS:
+            out[k] = sum(s[k] * s["forward_tokens"] for s in steps) / forwarded if forwarded else 0.0
         return {
             **out,
             "lr": self.cfg.optim.lr,
@@ -317,16 +325,14 @@ class PolicyTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.release_memory()
         weight = sum(s["weight"] for s in stats)
-        per_token = {
-            k: sum(s[k] * s["weight"] for s in stats) / weight if weight else 0.0
-            for k in ("clipfrac", "clipfrac_lower", "approx_kl", "ratio_mean")
-        }
+        per_token = {k: sum(s[k] * s["weight"] for s in stats) / weight if weight else 0.0 for k in PER_TOKEN_STATS}
         return {
             "loss": sum(s["loss"] for s in stats) / total,
             **per_token,
             "kl_ref": sum(s["kl_ref"] for s in stats) / total,
             "grad_norm": grad_norm,
             "train_tokens": total,
+            "forward_tokens": weight,
             "micro_batches": len(batches),
         }
 
@@ -368,20 +374,12 @@ class PolicyTrainer:
         the place left is a file. ``update()`` reads them back first, bit for bit.
         """
         start = time.monotonic()
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with replaced_atomically(path) as tmp:
             torch.save(self.optimizer.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         self.optimizer.state.clear()
         self.offloaded = path
         self.release_memory()
         return time.monotonic() - start
-
-    def _restore_optimizer(self) -> None:
-        if self.offloaded is not None:
-            self.load_optimizer(self.offloaded)
 
     def load_optimizer(self, path: Path) -> None:
         """The optimizer's state from a file ``save_optimizer`` (or ``offload_optimizer``) wrote."""

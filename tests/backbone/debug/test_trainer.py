@@ -233,6 +233,19 @@ def test_a_batch_without_signal_still_steps(tiny_model_dir):
     assert trainer.weights_hash() != before
 
 
+def test_a_mini_batch_without_signal_leaves_the_per_token_statistics_as_they_are(tiny_model_dir):
+    """It forwarded no token, so it has no ratio: counted as 0 it pulled ratio_mean towards 0."""
+    cfg = config()
+    cfg.data = dataclasses.replace(cfg.data, train_batch_size=1)
+    cfg.rollout = dataclasses.replace(cfg.rollout, num_repeat=2)
+    idle = [TrainItem(ITEMS[2].sample, 0.0)] * 2
+    alone = PolicyTrainer(tiny_model_dir, cfg).update(ITEMS[:2])
+    mixed = PolicyTrainer(tiny_model_dir, cfg).update(ITEMS[:2] + idle)
+    assert mixed["optimizer_steps"] == 2 and alone["ratio_mean"] > 0
+    for k in ("ratio_mean", "approx_kl", "clipfrac"):
+        assert mixed[k] == pytest.approx(alone[k])
+
+
 @pytest.mark.parametrize("shared_prefix", [False, True])
 def test_logprobs_are_taken_at_the_sampling_temperature(tiny_model_dir, shared_prefix):
     cfg = config(shared_prefix=shared_prefix)
