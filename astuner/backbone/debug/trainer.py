@@ -301,6 +301,7 @@ class PolicyTrainer:
             **out,
             "lr": self.cfg.optim.lr,
             "train_tokens": sum(s["train_tokens"] for s in steps),
+            "forward_tokens": forwarded,
             "micro_batches": sum(s["micro_batches"] for s in steps),
             "optimizer_steps": len(steps),
             "train_seconds": time.monotonic() - start,
