@@ -266,6 +266,12 @@ class TaskJudgeConfig(ConfigNode):
         min=0.0,
         max=1.0,
     )
+    boxed_wrong_answer_reward: float = _f(
+        0.0,
+        "MathAnswerAsJudge: reward for a boxed answer that is wrong, a format reward (0: no credit for the box alone).",
+        min=0.0,
+        max=1.0,
+    )
     env_success_threshold: float = _f(1.0, "EnvServiceJudge: an /evaluate score at or above this counts as a success.")
 
 

@@ -7,6 +7,10 @@ before math-verify matters: on whole solutions it misreads dollar amounts about 
 A missing ``\\boxed{}`` scores 0: the workflow's prompt asks for it, and RL should reward the format.
 With ``task_judge.unboxed_answer_reward = r > 0`` a correct *last number* without a box earns ``r``
 (not a success): partial credit that gives a small model a signal before it has learned the format.
+With ``task_judge.boxed_wrong_answer_reward = f > 0`` a boxed answer that is wrong earns ``f``: a format
+reward. With both at 0.5 the reward is half correctness, half format, each learned on its own; without it
+a model that rarely boxes learns the unboxed answer first, and boxing gets rarer (the main job's why:
+docs/getting-started/main-job.md).
 """
 
 from __future__ import annotations
@@ -129,5 +133,8 @@ class MathAnswerAsJudge(BaseJudge):
             if partial > 0 and numbers and answers_match(numbers[-1], truth):
                 return partial, False
             return 0.0, False
-        ok = answers_match(boxed, truth)
-        return (1.0, True) if ok else (0.0, False)
+        if answers_match(boxed, truth):
+            return 1.0, True
+        if not boxed:  # an empty box is the prompt's ``\boxed{}`` copied, not an answer
+            return 0.0, False
+        return (self.config.task_judge.boxed_wrong_answer_reward if self.config is not None else 0.0), False

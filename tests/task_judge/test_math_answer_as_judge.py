@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from astuner import Task, WorkflowOutput, WorkflowTask
+from astuner.config.schema import AstunerConfig
 from astuner.task_judge.math_answer_as_judge import MathAnswerAsJudge, as_number, last_boxed
 
 
@@ -92,3 +95,25 @@ def test_works_outside_the_main_thread():
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(judge, r"\boxed{2\sqrt{2}}", r"\sqrt{8}").result() == (1.0, True)
+
+
+@pytest.mark.parametrize(
+    ("final_answer", "unboxed", "boxed_wrong", "expected"),
+    [
+        ("The answer is 72", 0.0, 0.0, (0.0, False)),
+        ("The answer is 72", 0.5, 0.0, (0.5, False)),  # a correct last number, unboxed
+        ("72 is not 71", 0.5, 0.5, (0.0, False)),  # the last number is wrong and unboxed
+        (r"\boxed{71}", 0.0, 0.0, (0.0, False)),
+        (r"\boxed{71}", 0.5, 0.3, (0.3, False)),  # the format reward: boxed, wrong
+        (r"\boxed{}", 0.5, 0.3, (0.0, False)),  # the prompt's empty box copied: no answer
+        (r"\boxed{72}", 0.5, 0.3, (1.0, True)),
+    ],
+)
+def test_partial_rewards_for_the_number_and_for_the_box(final_answer, unboxed, boxed_wrong, expected):
+    cfg = AstunerConfig()
+    cfg.task_judge = dataclasses.replace(
+        cfg.task_judge, unboxed_answer_reward=unboxed, boxed_wrong_answer_reward=boxed_wrong
+    )
+    task = WorkflowTask(task=Task(task_id="t", main_query="q", metadata={"ground_truth": "72"}))
+    output = WorkflowOutput(metadata={"final_answer": final_answer})
+    assert MathAnswerAsJudge(config=cfg).compute_reward(task, output) == expected
