@@ -293,10 +293,11 @@ class PolicyTrainer:
         steps = [self._step(chunk, fwd, progress) for chunk, fwd in zip(chunks, forwards, strict=True)]
         out = {k: statistics.fmean(s[k] for s in steps) for k in ("loss", "kl_ref", "grad_norm")}
         # Means over forwarded tokens, like each step's: a mini-batch whose samples all had advantage 0 forwarded
-        # none and has no ratio to count (it would pull ``ratio_mean`` towards 0).
+        # none and has no ratio to count (it would pull ``ratio_mean`` towards 0); with none forwarded at all,
+        # there is no ratio to report.
         forwarded = sum(s["forward_tokens"] for s in steps)
-        for k in PER_TOKEN_STATS:
-            out[k] = sum(s[k] * s["forward_tokens"] for s in steps) / forwarded if forwarded else 0.0
+        if forwarded:
+            out.update({k: sum(s[k] * s["forward_tokens"] for s in steps) / forwarded for k in PER_TOKEN_STATS})
         return {
             **out,
             "lr": self.cfg.optim.lr,

@@ -230,6 +230,7 @@ def test_a_batch_without_signal_still_steps(tiny_model_dir):
     before = trainer.weights_hash()
     metrics = trainer.update([TrainItem(ITEMS[0].sample, 0.0)])
     assert (metrics["optimizer_steps"], metrics["micro_batches"], metrics["grad_norm"]) == (1, 0, 0.0)
+    assert metrics["forward_tokens"] == 0 and "ratio_mean" not in metrics  # no token, no ratio (not 0)
     assert trainer.weights_hash() != before
 
 
