@@ -1,6 +1,6 @@
 """Files replaced in one rename: a reader sees the old file or the new one, never half of one.
 
-Why one helper: the records (trajectories, config, metrics summaries), the weights the engine reloads and the
+Why one helper: a step's trajectories and the run's resolved config, the weights the engine reloads and the
 optimizer state offloaded between updates are all read by another process or a later run, and a crash or an
 exception while writing must leave neither a torn file nor a temporary behind.
 """
