@@ -8,9 +8,9 @@ A missing ``\\boxed{}`` scores 0: the workflow's prompt asks for it, and RL shou
 With ``task_judge.unboxed_answer_reward = r > 0`` a correct *last number* without a box earns ``r``
 (not a success): partial credit that gives a small model a signal before it has learned the format.
 With ``task_judge.boxed_wrong_answer_reward = f > 0`` a boxed answer that is wrong earns ``f``: a format
-reward. With both at 0.5 the reward is half correctness, half format, each learned on its own; without it
-a model that rarely boxes learns the unboxed answer first, and boxing gets rarer (the main job's why:
-docs/getting-started/main-job.md).
+reward, for a model that rarely boxes. The main job uses f = 0.25 and no credit for an unboxed number,
+which would teach the unboxed answer while no episode boxes (docs/getting-started/main-job.md says why).
+An empty ``\boxed{}`` (the prompt's, copied) earns nothing.
 """
 
 from __future__ import annotations
