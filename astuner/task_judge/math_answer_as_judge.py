@@ -106,7 +106,9 @@ def answers_match(pred: str, gold: str) -> bool:
 class MathAnswerAsJudge(BaseJudge):
     """Compare ``workflow_output.metadata["final_answer"]`` with ``task.metadata["ground_truth"]``.
 
-    Returns ``(1.0, True)`` for a correct boxed answer and ``(0.0, False)`` otherwise.
+    Returns ``(1.0, True)`` for a correct boxed answer; otherwise ``(r, False)``, with ``r`` the
+    ``task_judge.boxed_wrong_answer_reward`` for a wrong boxed answer, ``task_judge.unboxed_answer_reward``
+    for the right number unboxed, and 0.0 for anything else (an empty box included).
 
     Raises:
         KeyError: the workflow did not put ``final_answer`` in its metadata, or the task has no
@@ -133,8 +135,8 @@ class MathAnswerAsJudge(BaseJudge):
             if partial > 0 and numbers and answers_match(numbers[-1], truth):
                 return partial, False
             return 0.0, False
-        if answers_match(boxed, truth):
-            return 1.0, True
         if not boxed:  # an empty box is the prompt's ``\boxed{}`` copied, not an answer
             return 0.0, False
+        if answers_match(boxed, truth):
+            return 1.0, True
         return (self.config.task_judge.boxed_wrong_answer_reward if self.config is not None else 0.0), False
