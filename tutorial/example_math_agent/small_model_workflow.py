@@ -76,15 +76,11 @@ def worked_example() -> list[Msg]:
 
 
 def final_answer(reply: Msg) -> str:
-    """What the agent handed in: the answer tool's ``result``, or the closing text where only that holds a
-    ``\\boxed{}`` (the user reads both, and the system prompt asks for the answer within \\boxed{}); the
-    reply's text when the agent never called the answer tool. Not imported from the tutorial's workflow.py:
-    a module named ``workflow`` is a name another project's workflow may already hold in the same process."""
+    """The answer handed in through the answer tool (the reply's metadata); the reply's text when the agent
+    never called it. Not imported from the tutorial's workflow.py: a module named ``workflow`` is a name
+    another project's workflow may already hold in the same process."""
     metadata = reply.metadata if isinstance(reply.metadata, dict) else {}
-    result, text = str(metadata.get("result") or ""), reply.get_text_content() or ""
-    if "\\boxed" not in result and "\\boxed" in text:
-        return text
-    return result or text
+    return str(metadata.get("result") or reply.get_text_content() or "")
 
 
 class SmallModelMathAgentWorkflow(Workflow):
