@@ -174,16 +174,16 @@ def test_main_job_workflow_computes_with_its_tool_and_hands_in_through_the_answe
     answer tool, and the answer it hands in is the product the tool printed (what RL then refines).
     The tutorial's own workflow makes no tool call on these tasks (small_model_workflow.py says why).
 
-    Counted over 8 tasks, not required of each: this module's engine has served other prompts with the same
+    Counted over 4 tasks, not required of each: this module's engine has served other prompts with the same
     system-prompt start, and a cached prefix can flip a greedy near-tie (see test_gateway_vllm.py); the
-    main job's untrained greedy validation does this on 28 of 32 tasks (6 of these 8)."""
+    main job's untrained greedy validation does this on 31 to 32 of 32 tasks."""
     from astuner.rollout.build import tuner_settings
     from astuner.task_reader.arithmetic import generate_tasks
 
     loaded = load_config(MAIN_JOB_YAML, [f"astuner.rollout.max_model_len={E2E_MAX_MODEL_LEN}"], cwd=REPO)
     engine = VllmEngine(vllm.base_url, "policy")
     runner = build_runner(loaded.astuner, engine, load_tokenizer(smollm2_dir), loaded.yaml_path.parent, REPO)
-    tasks = generate_tasks("validation", 8, seed=0, difficulty=loaded.astuner.task_reader.arithmetic.difficulty)
+    tasks = generate_tasks("validation", 4, seed=0, difficulty=loaded.astuner.task_reader.arithmetic.difficulty)
     greedy = tuner_settings(loaded.astuner, temperature=0.0)
     episodes = asyncio.run(run_episodes(runner, engine, tasks, num_repeat=1, tuner=greedy))
 
@@ -194,12 +194,12 @@ def test_main_job_workflow_computes_with_its_tool_and_hands_in_through_the_answe
         and e.metrics["tool_calls/execute_python_code"] >= 1
         for e in episodes
     ]
-    assert sum(acted) >= 5, report
+    assert sum(acted) >= 3, report
     # the right product handed in (unboxed, before RL: the main job's judge gives that 0, so read the answer)
     handed_in = [re.findall(r"-?\d+(?:\.\d+)?", e.output_metadata["final_answer"].replace(",", "")) for e in episodes]
     truths = [t.metadata["ground_truth"] for t in tasks]
     right = [bool(n) and answers_match(n[-1], truth) for n, truth in zip(handed_in, truths, strict=True)]
-    assert sum(right) >= 5, report
+    assert sum(right) >= 3, report
 
 
 def test_server_stops_without_orphans(vllm):

@@ -11,12 +11,6 @@
 # - structured replies (`agent.reply(msg, structured_model=MathResult)`): each reasoning step must then
 #   call a tool, either the python tool or AgentScope's answer tool (`generate_response`), and the answer
 #   arrives in the reply's metadata as `result`.
-# After the answer tool, AgentScope asks for a closing text reply. `max_iters=3` leaves it an ordinary
-# reasoning step (AgentScope's hint, then text), and the example ends with one. With `max_iters=2` an
-# answer handed in at the second step left no step for it, and AgentScope's summarizing call asked for it
-# with "You have failed to generate response within the maximum iterations": the trained model answered
-# with apologies that looped (greedy validation after 8 steps: 23 of 32 episodes, each `nonsense`, reward
-# 0, the boxed answer right). The same weights with this workflow: none looped, 32 of 32 succeeded.
 # The system prompt is the tutorial's, with `\boxed{}` written as the model is meant to read it: the
 # tutorial's plain (not formatted) string shows the model `\boxed{{}}`.
 # --8<-- [start:workflow]
@@ -38,10 +32,6 @@ You should return your final answer within \\boxed{}.
 """
 
 
-# What AgentScope 1.0's ReActAgent tells the model once the answer tool succeeded (its reply loop).
-CLOSING_HINT = "Now generate a text response based on your current situation"
-
-
 class MathResult(BaseModel):
     """The agent's final answer (AgentScope's answer tool takes it as its arguments)."""
 
@@ -49,8 +39,7 @@ class MathResult(BaseModel):
 
 
 def worked_example() -> list[Msg]:
-    """One solved problem as real turns: the question, a python call, its output, the boxed answer handed in
-    through the answer tool, and the closing text reply AgentScope asks for after it."""
+    """One solved problem as real turns: the question, a python call, its output, the boxed answer."""
     question = "Ana packs 12 boxes with 34 pens in each box. How many pens does Ana pack?"
     code = ToolUseBlock(type="tool_use", id="example_1", name="execute_python_code", input={"code": "print(12 * 34)"})
     output = "<returncode>0</returncode><stdout>408\n</stdout><stderr></stderr>"
@@ -70,8 +59,6 @@ def worked_example() -> list[Msg]:
         Msg("system", [ran], role="system"),
         Msg("math_react_agent", [answer], role="assistant"),
         Msg("system", [done], role="system"),
-        Msg("user", f"<system-hint>{CLOSING_HINT}</system-hint>", role="user"),
-        Msg("math_react_agent", "The answer is \\boxed{408}.", role="assistant"),
     ]
 
 
@@ -96,7 +83,7 @@ class SmallModelMathAgentWorkflow(Workflow):
             formatter=DashScopeChatFormatter(),
             toolkit=toolkit,
             memory=InMemoryMemory(),
-            max_iters=3,
+            max_iters=2,
         )
         agent.set_console_output_enabled(False)
         await agent.memory.add(worked_example())
