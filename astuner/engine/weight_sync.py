@@ -106,6 +106,19 @@ def write_safetensors(path: Path, stream: WeightStream, dtype: torch.dtype | Non
             raise ValueError(f"weight stream: {len(missing)} announced tensors never came, first {missing[0]}")
 
 
+# How long a weight sync waits for vLLM to let go of its cache blocks before it gives up (50 x 0.1 s).
+RESET_ATTEMPTS, RESET_WAIT = 50, 0.1
+
+
+def _reset_succeeded(response: httpx.Response) -> bool:
+    """vLLM's ``/reset_prefix_cache`` answer: ``{"success": bool}`` (an empty body from versions before that)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    return not (isinstance(body, dict) and body.get("success") is False)
+
+
 class VllmWeightSync:
     """Writes weights to ``export_dir`` and makes the server at ``base_url`` load them.
 
@@ -125,7 +138,7 @@ class VllmWeightSync:
     def close(self) -> None:
         self.client.close()
 
-    def _post(self, path: str, body: dict | None = None) -> None:
+    def _post(self, path: str, body: dict | None = None) -> httpx.Response:
         url = f"{self.base_url}{path}"
         try:
             r = self.client.post(url, json=body or {})
@@ -133,6 +146,25 @@ class VllmWeightSync:
             raise EngineError(f"POST {url}: {type(exc).__name__}: {exc}") from None
         if r.status_code != 200:
             raise EngineError(f"POST {url}: HTTP {r.status_code}: {r.text[:300]}")
+        return r
+
+    def reset_prefix_cache(self, attempts: int = RESET_ATTEMPTS, wait: float = RESET_WAIT) -> None:
+        """Drop the KV cache the engine computed with the weights it had before.
+
+        vLLM refuses while cache blocks are held (a request still running, e.g. one whose client gave
+        up) and answers ``{"success": false}`` with HTTP 200; the next rollout would then reuse prompt KV
+        of the old weights. Retried ``attempts`` times, ``wait`` seconds apart, then an ``EngineError``.
+        """
+        url = f"{self.base_url}/reset_prefix_cache"
+        for attempt in range(attempts):
+            if _reset_succeeded(self._post("/reset_prefix_cache")):
+                return
+            if attempt + 1 < attempts:
+                time.sleep(wait)
+        raise EngineError(
+            f"POST {url} kept answering success=false for {attempts * wait:.0f} s: cache blocks are still held "
+            "(a request still running), so the next rollout would reuse KV of the old weights"
+        )
 
     def export(self, weights: WeightStream | Mapping[str, torch.Tensor]) -> float:
         """Write ``weights`` as ``model.safetensors`` atomically; returns seconds."""
@@ -147,7 +179,7 @@ class VllmWeightSync:
         start = time.monotonic()
         path = str(weights_dir or self.export_dir)
         self._post("/collective_rpc", {"method": "reload_weights", "kwargs": {"weights_path": path}})
-        self._post("/reset_prefix_cache")
+        self.reset_prefix_cache()
         return time.monotonic() - start
 
     def push(self, weights: WeightStream | Mapping[str, torch.Tensor]) -> dict[str, float]:

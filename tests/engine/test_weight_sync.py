@@ -1,15 +1,18 @@
-"""The weight export's safetensors writer: what safetensors reads back, one tensor held at a time."""
+"""The weight export's safetensors writer (what safetensors reads back, one tensor held at a time) and the
+reload's prefix-cache reset (a refusal injected with httpx's mock transport)."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
+import httpx
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from astuner.engine.protocol import EngineError
 from astuner.engine.weight_sync import VllmWeightSync, WeightStream, write_safetensors
 
 SHAPES = {"embed.weight": (7, 6), "layers.0.norm.weight": (6,), "layers.0.proj.weight": (5, 6), "head.bias": (3,)}
@@ -84,3 +87,32 @@ def test_without_a_dtype_each_tensor_keeps_its_own(tmp_path):
     made = WeightStream({"a": (3, 4)}, lambda: iter(state.items()))  # a made stream announces no dtypes
     with pytest.raises(ValueError, match="needs the stream's dtypes"):
         write_safetensors(tmp_path / "x.safetensors", made, None)
+
+
+def _sync_answering(tmp_path, refusals: int) -> tuple[VllmWeightSync, list[str]]:
+    """A weight sync whose engine refuses the prefix-cache reset ``refusals`` times, as vLLM does while a
+    request still holds cache blocks; the paths it was asked for are recorded."""
+    asked: list[str] = []
+
+    def engine(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/reset_prefix_cache":
+            return httpx.Response(200, json={"success": asked.count("/reset_prefix_cache") > refusals})
+        return httpx.Response(200, json={"results": [None]})
+
+    sync = VllmWeightSync("http://engine", tmp_path)
+    sync.client = httpx.Client(transport=httpx.MockTransport(engine))
+    return sync, asked
+
+
+def test_a_refused_prefix_cache_reset_is_retried(tmp_path):
+    sync, asked = _sync_answering(tmp_path, refusals=2)
+    sync.reload()
+    assert asked == ["/collective_rpc"] + ["/reset_prefix_cache"] * 3
+
+
+def test_a_prefix_cache_that_stays_is_an_error_not_stale_rollouts(tmp_path):
+    sync, asked = _sync_answering(tmp_path, refusals=10**6)
+    with pytest.raises(EngineError, match=r"reset_prefix_cache kept answering success=false .* old weights"):
+        sync.reset_prefix_cache(attempts=3, wait=0.0)
+    assert asked == ["/reset_prefix_cache"] * 3
