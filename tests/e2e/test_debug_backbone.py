@@ -161,6 +161,44 @@ def interrupt_at(conf: Path, root: Path, phase: str, step: int, sig: int, timeou
     return proc.returncode
 
 
+def divergence_report(exp: Path, reference: Path) -> str:
+    """Where a resumed run left the uninterrupted one: each step's update, its rollout, the engine it used.
+
+    Printed by the resume test's failure, so that a divergence seen once (in CI) says which it was: the
+    same rollouts trained differently (the update), or different rollouts (the engine), and why.
+    """
+    lines = []
+    for name, folder, files in (
+        ("uninterrupted", reference, ["metrics.jsonl"]),
+        ("resumed", exp, ["metrics.superseded.jsonl", "metrics.jsonl"]),
+    ):
+        for file in files:
+            path = folder / file
+            rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+            for r in (r for r in rows if r["phase"] == "train"):
+                stats = ", ".join(f"{k} {r.get(k)}" for k in ("weights_sha256", "loss", "approx_kl", "ratio_mean"))
+                lines.append(f"{name} {file} step {r['step']}: {stats}")
+    for step in (3, 4):
+        ours: list[list[dict]] = []
+        theirs: list[list[dict]] = []
+        for folder, into in ((exp, ours), (reference, theirs)):
+            path = folder / "trajectories" / f"step_{step:06d}.jsonl"
+            if path.is_file():
+                into.extend(json.loads(line)["samples"] for line in path.read_text().splitlines())
+        same_ids = [[(s["prompt_ids"], s["response_ids"]) for s in e] for e in ours] == [
+            [(s["prompt_ids"], s["response_ids"]) for s in e] for e in theirs
+        ]
+        same_logprobs = [[s["logprobs"] for s in e] for e in ours] == [[s["logprobs"] for s in e] for e in theirs]
+        lines.append(f"step {step} rollouts: same tokens {same_ids}, same engine logprobs {same_logprobs}")
+    log = (exp / "astuner.log").read_text(errors="replace").splitlines()
+    lines += [line for line in log if any(k in line for k in ("resumed from", "vLLM"))]
+    engine_log = reference / "vllm.log"
+    if engine_log.is_file():
+        text = engine_log.read_text(errors="replace")
+        lines.append(f"kept engine: {text.count('Failed to reset prefix cache')} refused prefix-cache resets")
+    return "\n".join(lines)
+
+
 def complete_checkpoints(exp: Path) -> list[str]:
     """Checkpoint folders under their final name; each must be whole (never half-written or half-deleted)."""
     names = sorted(p.name for p in (exp / "checkpoints").iterdir() if p.name.startswith("step_"))
@@ -199,7 +237,7 @@ def test_interrupted_then_resumed_ends_with_identical_weights(experiment_yaml, u
     out, _ = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, out[-3000:]
     assert "resumed from" in out
-    assert final_hash(exp) == final_hash(uninterrupted[0])
+    assert final_hash(exp) == final_hash(uninterrupted[0]), divergence_report(exp, uninterrupted[0])
     assert [r["step"] for r in metrics(exp) if r["phase"] == "train"] == [1, 2, 3, 4]
     assert complete_checkpoints(exp) == ["step_3", "step_4"]
     assert [p.name for p in (exp / "checkpoints").iterdir() if p.name.startswith(".")] == []  # no leftovers
