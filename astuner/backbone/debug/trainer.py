@@ -41,6 +41,7 @@ from astuner.backbone.debug import packed_attention
 from astuner.backbone.debug.head import head_logprobs
 from astuner.backbone.debug.memory import release_free_memory
 from astuner.backbone.debug.shared_prefix import MicroBatch, Row, micro_batches
+from astuner.backbone.debug.vector_math import resolve_vector_math_kernels
 from astuner.config.schema import AstunerConfig
 from astuner.context.types import Sample
 from astuner.engine.weight_sync import WeightStream
@@ -105,6 +106,7 @@ class PolicyTrainer:
         d = cfg.debug
         if d.torch_threads:
             torch.set_num_threads(d.torch_threads)
+        resolve_vector_math_kernels()  # before any parallel call can race (pytorch/pytorch#188792)
         torch.manual_seed(cfg.trainer_common.seed)
         self.cfg = cfg
         self.temperature = cfg.rollout.temperature if cfg.rollout.temperature > 0 else 1.0
