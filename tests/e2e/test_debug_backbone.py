@@ -22,6 +22,7 @@ import yaml
 from astuner.config import load_config
 from astuner.model import resolve_model_path
 from astuner.processes import stop_process_group
+from astuner.records.trajectories import read_step
 from astuner.rollout.build import vllm_server
 from tests.conftest import SEED_HEADER
 
@@ -174,7 +175,7 @@ def divergence_report(exp: Path, reference: Path) -> str:
     ):
         for file in files:
             path = folder / file
-            rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+            rows = read_step(path) if path.is_file() else []
             for r in (r for r in rows if r["phase"] == "train"):
                 stats = ", ".join(f"{k} {r.get(k)}" for k in ("weights_sha256", "loss", "approx_kl", "ratio_mean"))
                 lines.append(f"{name} {file} step {r['step']}: {stats}")
@@ -184,7 +185,9 @@ def divergence_report(exp: Path, reference: Path) -> str:
         for folder, into in ((exp, ours), (reference, theirs)):
             path = folder / "trajectories" / f"step_{step:06d}.jsonl"
             if path.is_file():
-                into.extend(json.loads(line)["samples"] for line in path.read_text().splitlines())
+                into.extend(e["samples"] for e in read_step(path))
+        if not ours and not theirs:
+            continue  # neither run recorded this step
         same_ids = [[(s["prompt_ids"], s["response_ids"]) for s in e] for e in ours] == [
             [(s["prompt_ids"], s["response_ids"]) for s in e] for e in theirs
         ]
