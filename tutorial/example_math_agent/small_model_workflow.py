@@ -11,6 +11,11 @@
 # - structured replies (`agent.reply(msg, structured_model=MathResult)`): each reasoning step must then
 #   call a tool, either the python tool or AgentScope's answer tool (`generate_response`), and the answer
 #   arrives in the reply's metadata as `result`.
+# The example's answer turn also says the answer in words, unboxed ("Ana packs 408 pens."), beside the
+# answer tool's call. Measured before any training (3 steps of 48 episodes, `debug.rollout_only`): 27 of
+# 144 sampled episodes then boxed their `result`, against 17 of 144 and 8 of 192 without the sentence,
+# and greedy decoding boxed 1 of 32 (0 without). Boxed in the sentence too ("Ana packs \\boxed{408}
+# pens."), 13 of 32 greedy answers were boxed before training: the prompt would do what RL is to show.
 # The system prompt is the tutorial's, with `\boxed{}` written as the model is meant to read it: the
 # tutorial's plain (not formatted) string shows the model `\boxed{{}}`.
 # --8<-- [start:workflow]
@@ -57,7 +62,7 @@ def worked_example() -> list[Msg]:
         Msg("user", question, role="user"),
         Msg("math_react_agent", [code], role="assistant"),
         Msg("system", [ran], role="system"),
-        Msg("math_react_agent", [answer], role="assistant"),
+        Msg("math_react_agent", [TextBlock(type="text", text="Ana packs 408 pens."), answer], role="assistant"),
         Msg("system", [done], role="system"),
     ]
 
