@@ -155,15 +155,15 @@ class VllmWeightSync:
         up) and answers ``{"success": false}`` with HTTP 200; the next rollout would then reuse prompt KV
         of the old weights. Retried ``attempts`` times, ``wait`` seconds apart, then an ``EngineError``.
         """
-        url = f"{self.base_url}/reset_prefix_cache"
+        path = "/reset_prefix_cache"
         for attempt in range(attempts):
-            if _reset_succeeded(self._post("/reset_prefix_cache")):
+            if _reset_succeeded(self._post(path)):
                 return
             if attempt + 1 < attempts:
                 time.sleep(wait)
         raise EngineError(
-            f"POST {url} kept answering success=false for {attempts * wait:.0f} s: cache blocks are still held "
-            "(a request still running), so the next rollout would reuse KV of the old weights"
+            f"POST {self.base_url}{path} kept answering success=false for {attempts * wait:.0f} s: cache blocks "
+            "are still held (a request still running), so the next rollout would reuse KV of the old weights"
         )
 
     def export(self, weights: WeightStream | Mapping[str, torch.Tensor]) -> float:
