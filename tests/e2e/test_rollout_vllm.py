@@ -89,16 +89,22 @@ def test_multi_turn_tool_loop_merges_token_exactly(vllm, smollm2_dir, gsm8k_dir)
     )
     tasks = DatasetFileReader(str(gsm8k_dir / "test.jsonl"), None, RowFields()).get_training_tasks()[:2]
     episodes = asyncio.run(run_episodes(runner, engine, tasks))
-    # A sampled call can still run away inside the constraint (seen once in CI: a 2-token pattern repeated
-    # 292 times until the turn's 640 tokens ran out). Such a call must be flagged as unclosed; every closed
-    # one must merge token-exactly, and most calls close.
+    # A sampled call can still go wrong inside the constraint, and must then be flagged as a call that does not
+    # parse: it runs away until the turn's tokens run out (seen once in CI: a 2-token pattern repeated 292
+    # times in 640 tokens), "unclosed"; or its code string holds the text "</tool_call>", which ends the call
+    # for the parser (as for vLLM's hermes parser) inside the string (seen once in CI), "not valid JSON".
+    # Every call that parses must merge token-exactly, and most calls parse.
     closed = [e for e in episodes if e.calls[0].madness.get("wrong_toolcall") is None]
     assert len(closed) >= len(episodes) - 1, [e.calls[0].madness for e in episodes]
     for e in episodes:
         assert e.status == "ok", e.error
         assert len(e.calls) == 2
         if e not in closed:
-            assert e.calls[0].madness["wrong_toolcall"] == "unclosed <tool_call>"
+            reason = e.calls[0].madness["wrong_toolcall"]
+            assert reason == "unclosed <tool_call>" or reason.startswith("tool call is not valid JSON ("), (
+                reason,
+                e.calls[0].response_text,
+            )
             assert e.metrics["tool_call_parse_failures"] == 1
     for e in closed:
         assert "<tool_call>" in e.calls[0].response_text  # constrained decoding produced a real call
